@@ -1,0 +1,51 @@
+"""MovieLensExampleGen: raw MovieLens files to validated tf.Examples."""
+
+from typing import Optional
+
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
+from tfx import types
+from tfx.types import standard_artifacts
+
+from components.movielens_example_gen import driver, executor, spec
+
+
+class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
+  """Reads a raw MovieLens release and emits two Examples channels.
+
+  Outputs:
+    ratings: one example per rating, with the user's and the movie's features
+      joined on (see `modules.features`), split 'train'/'eval' per user by
+      time (the newest `eval_fraction` of each user's ratings are 'eval').
+    movies: the whole catalogue, one example per movie, split 'catalog'.
+
+  Runs on Beam (set `beam_pipeline_args` on the pipeline), so the same
+  component scales out on Dataflow, Flink or Spark. Any bad raw line (wrong
+  field count, rating outside 1-5, unknown movie or user, wrong encoding)
+  fails the run with a report naming file, line number and field, and
+  nothing is published.
+  """
+
+  SPEC_CLASS = spec.MovieLensExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+  DRIVER_CLASS = driver.Driver
+
+  def __init__(self, input_base: str,
+               eval_fraction: Optional[float] = None):
+    """Constructs the component.
+
+    Args:
+      input_base: folder (local or any filesystem TFX reads, e.g. gs://)
+        holding one raw MovieLens release, e.g. the ml-100k files u.data,
+        u.item and u.user.
+      eval_fraction: share of each user's newest ratings held out for eval,
+        in (0, 1); default 0.2.
+    """
+    if eval_fraction is not None and not 0.0 < eval_fraction < 1.0:
+      raise ValueError(
+          f'eval_fraction must be in (0, 1), got {eval_fraction!r}')
+    super().__init__(spec.MovieLensExampleGenSpec(
+        input_base=input_base,
+        eval_fraction=eval_fraction,
+        ratings=types.Channel(type=standard_artifacts.Examples),
+        movies=types.Channel(type=standard_artifacts.Examples)))

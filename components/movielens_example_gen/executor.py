@@ -1,0 +1,123 @@
+"""Executor of MovieLensExampleGen: checks the inputs, runs the Beam
+ingestion (`ingest.py`) and publishes both Examples artifacts, or nothing."""
+
+import os
+import time
+from typing import Any, Dict, List
+
+from absl import logging
+import tensorflow as tf
+from tfx import types
+from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.components.util import examples_utils
+
+from components.movielens_example_gen import ingest, spec
+from movielens import layout as raw
+
+_ERRORS_DIR = '.ingest-errors'
+
+
+def _split_prefix(artifact: types.Artifact, split: str) -> str:
+  return os.path.join(artifact.uri, f'Split-{split}', 'data_tfrecord')
+
+
+def check_input_files(input_base: str) -> raw.RawLayout:
+  """Fails fast, before any Beam work, on missing or empty raw files."""
+  data_layout = raw.detect_layout(input_base, exists=fileio.exists)
+  problems = []
+  for file_name in data_layout.files:
+    path = os.path.join(input_base, file_name)
+    if not fileio.exists(path):
+      problems.append(f'{path}: missing (the {data_layout.name} layout needs '
+                      f'{", ".join(data_layout.files)})')
+    elif tf.io.gfile.stat(path).length == 0:
+      problems.append(f'{path}: empty file')
+  if problems:
+    raise raw.RawDataError('Cannot ingest MovieLens data:\n  ' +
+                           '\n  '.join(problems))
+  return data_layout
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Reads raw MovieLens files into 'ratings' and 'movies' Examples."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    del input_dict
+    input_base = exec_properties[spec.INPUT_BASE_KEY]
+    eval_fraction = exec_properties.get(spec.EVAL_FRACTION_KEY)
+    if eval_fraction is None:
+      eval_fraction = spec.DEFAULT_EVAL_FRACTION
+    if not 0.0 < eval_fraction < 1.0:
+      raise ValueError(f'{spec.EVAL_FRACTION_KEY} must be in (0, 1), got '
+                       f'{eval_fraction!r}')
+    data_layout = check_input_files(input_base)
+
+    ratings = artifact_utils.get_single_instance(output_dict[spec.RATINGS_KEY])
+    movies = artifact_utils.get_single_instance(output_dict[spec.MOVIES_KEY])
+    prefixes = {split: _split_prefix(ratings, split)
+                for split in spec.RATINGS_SPLITS}
+    prefixes[ingest.CATALOG] = _split_prefix(movies, ingest.CATALOG)
+    errors_prefix = os.path.join(ratings.uri, _ERRORS_DIR, 'bad_lines.jsonl')
+
+    logging.info('MovieLensExampleGen: reading %s (%s layout), eval fraction '
+                 '%.2f', input_base, data_layout.name, eval_fraction)
+    started = time.time()
+    try:
+      with self._make_beam_pipeline() as pipeline:
+        ingest.build_ingest_pipeline(pipeline, input_base, data_layout,
+                                     eval_fraction, prefixes, errors_prefix)
+      counters = self._counters(pipeline)
+      bad_lines = self._read_bad_lines(errors_prefix)
+      if bad_lines:
+        raise raw.RawDataError(ingest.describe_bad_lines(
+            input_base, data_layout, bad_lines,
+            total=counters.get('bad_lines', len(bad_lines))))
+      if not counters.get('ratings_train'):
+        raise raw.RawDataError(
+            f'{os.path.join(input_base, data_layout.ratings_file)}: no '
+            'ratings found (only blank lines?)')
+    except BaseException:
+      # Publish nothing: a failed execution leaves no partial examples.
+      for artifact in (ratings, movies):
+        if fileio.exists(artifact.uri):
+          fileio.rmtree(artifact.uri)
+        fileio.makedirs(artifact.uri)
+      raise
+    finally:
+      errors_dir = os.path.dirname(errors_prefix)
+      if fileio.exists(errors_dir):
+        fileio.rmtree(errors_dir)
+
+    ratings.split_names = artifact_utils.encode_split_names(
+        list(spec.RATINGS_SPLITS))
+    movies.split_names = artifact_utils.encode_split_names(
+        list(spec.MOVIES_SPLITS))
+    for artifact in (ratings, movies):
+      examples_utils.set_payload_format(
+          artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
+    logging.info(
+        'MovieLensExampleGen: %d ratings (train %d, eval %d), %d movies, '
+        '%s users in %.1fs', counters.get('ratings_train', 0) +
+        counters.get('ratings_eval', 0), counters.get('ratings_train', 0),
+        counters.get('ratings_eval', 0), counters.get('movies', 0),
+        counters.get('users', 'no'), time.time() - started)
+
+  @staticmethod
+  def _counters(pipeline) -> Dict[str, int]:
+    import apache_beam as beam  # Local: only needed after a run.
+    result = pipeline.result
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(
+        ingest.METRICS_NAMESPACE))
+    return {c.key.metric.name: c.committed for c in query['counters']}
+
+  @staticmethod
+  def _read_bad_lines(errors_prefix: str) -> List[ingest.BadLine]:
+    if not fileio.exists(errors_prefix):
+      return []
+    with fileio.open(errors_prefix, 'r') as f:
+      return [ingest.BadLine.from_json(line) for line in f if line.strip()]

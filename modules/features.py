@@ -1,0 +1,58 @@
+"""Feature keys and name helpers: the single source of truth for the raw
+features that the ExampleGen writes, and for the names that Transform gives
+its outputs and vocabularies, which the Trainers read back.
+
+Nothing here imports TensorFlow, so the ExampleGen's Beam workers can use it
+cheaply.
+"""
+
+from typing import Tuple
+
+# --- Raw features (written by components/movielens_example_gen) --------------
+# One rating example carries the rating, its time and the joined user and
+# movie features. A feature that a release lacks (e.g. demographics in
+# ml-25m) or that a record lacks (a movie without a release date) is absent
+# from the example, never faked.
+USER_ID = 'user_id'  # bytes
+MOVIE_ID = 'movie_id'  # bytes
+RATING = 'rating'  # float, 1.0 - 5.0
+TIMESTAMP = 'timestamp'  # int64, seconds since the epoch (UTC)
+
+AGE = 'age'  # int64, years
+GENDER = 'gender'  # bytes, 'M' or 'F'
+OCCUPATION = 'occupation'  # bytes
+ZIP_CODE = 'zip_code'  # bytes
+
+TITLE = 'title'  # bytes, e.g. 'Toy Story (1995)'
+RELEASE_YEAR = 'release_year'  # int64, absent when unknown
+GENRES = 'genres'  # bytes list, 0..n values
+
+USER_FEATURES: Tuple[str, ...] = (AGE, GENDER, OCCUPATION, ZIP_CODE)
+MOVIE_FEATURES: Tuple[str, ...] = (MOVIE_ID, TITLE, RELEASE_YEAR, GENRES)
+RATING_FEATURES: Tuple[str, ...] = ((USER_ID, RATING, TIMESTAMP) +
+                                    USER_FEATURES + MOVIE_FEATURES)
+
+LABEL_KEY = RATING
+
+# --- Transform outputs --------------------------------------------------------
+# Derived (not raw) feature keys; their transformed names follow the helpers.
+ZIP_PREFIX = 'zip_prefix'
+TITLE_TOKENS = 'title_tokens'
+AGE_BUCKET = 'age_bucket'
+RELEASE_YEAR_BUCKET = 'release_year_bucket'
+HOUR_OF_DAY = 'hour_of_day'
+DAY_OF_WEEK = 'day_of_week'
+
+# Categorical features that get a vocabulary (with OOV buckets).
+VOCAB_FEATURES: Tuple[str, ...] = (USER_ID, MOVIE_ID, GENDER, OCCUPATION,
+                                   ZIP_PREFIX, GENRES, TITLE_TOKENS)
+
+
+def transformed_name(key: str) -> str:
+  """Name of Transform's output for `key`, e.g. 'user_id' -> 'user_id_xf'."""
+  return f'{key}_xf'
+
+
+def vocabulary_name(key: str) -> str:
+  """File name of the vocabulary Transform computes for `key`."""
+  return f'{key}_vocab'

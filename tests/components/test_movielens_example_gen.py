@@ -1,0 +1,254 @@
+"""MovieLensExampleGen: construction, executor on a tiny raw fixture, and
+every kind of bad input."""
+
+import glob
+import gzip
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.movielens_example_gen import MovieLensExampleGen
+from components.movielens_example_gen import driver, executor, ingest, spec
+from movielens import layout as raw
+
+# Three users, four movies. Timestamps are chosen so the per-user split is
+# easy to compute by hand (eval_fraction 0.2 -> floor(n * 0.2) newest):
+#   user 1: 5 ratings -> 1 eval (movie 4 at t=500, the newest)
+#   user 2: 5 ratings, two tied at t=900 -> 1 eval; tie broken by movie id,
+#           so movie '3' (t=900) is newer than movie '2' (t=900)
+#   user 3: 4 ratings -> floor(0.8) = 0 eval, all train
+U_DATA = """\
+1\t1\t5\t100
+1\t2\t3\t200
+1\t3\t4\t300
+1\t4\t1\t500
+1\t1\t2\t400
+2\t1\t4\t600
+2\t2\t5\t900
+2\t3\t2\t900
+2\t4\t3\t700
+2\t1\t1\t800
+3\t1\t5\t50
+3\t2\t4\t60
+3\t3\t3\t70
+3\t4\t2\t80
+"""
+U_USER = """\
+1|24|M|technician|85711
+2|53|F|other|94043
+3|23|M|writer|32067
+"""
+_FLAGS = ['0'] * 19
+
+
+def _flags(*genres):
+  flags = list(_FLAGS)
+  for genre in genres:
+    flags[raw.ML100K_GENRES.index(genre)] = '1'
+  return '|'.join(flags)
+
+
+U_ITEM = (
+    f'1|Toy Story (1995)|01-Jan-1995|||{_flags("Animation", "Comedy")}\n'
+    f'2|Mis\xe9rables, Les (1995)|01-Jan-1995|||{_flags("Drama")}\n'
+    f'3|unknown||||{_flags("unknown")}\n'
+    f'4|Heavy Metal (1981)|08-Mar-1981|||{_flags("Action", "Horror")}\n')
+
+
+def write_raw(folder, u_data=U_DATA, u_item=U_ITEM, u_user=U_USER):
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, 'u.data'), 'w', encoding='ascii') as f:
+    f.write(u_data)
+  with open(os.path.join(folder, 'u.item'), 'w', encoding='latin-1') as f:
+    f.write(u_item)
+  with open(os.path.join(folder, 'u.user'), 'w', encoding='latin-1') as f:
+    f.write(u_user)
+  return str(folder)
+
+
+def read_examples(artifact, split):
+  paths = glob.glob(os.path.join(artifact.uri, f'Split-{split}', '*.gz'))
+  assert paths, f'no files in {artifact.uri}/Split-{split}'
+  examples = []
+  for path in sorted(paths):
+    for record in tf.data.TFRecordDataset(path, compression_type='GZIP'):
+      examples.append(tf.train.Example.FromString(record.numpy()))
+  return examples
+
+
+def value(example, key):
+  feature = example.features.feature[key]
+  kind = feature.WhichOneof('kind')
+  if kind is None:
+    return None
+  values = list(getattr(feature, kind).value)
+  if kind == 'bytes_list':
+    values = [v.decode('utf-8') for v in values]
+  return values
+
+
+def run_executor(tmp_path, data_dir, eval_fraction=0.2):
+  ratings = standard_artifacts.Examples()
+  ratings.uri = str(tmp_path / 'out' / 'ratings')
+  movies = standard_artifacts.Examples()
+  movies.uri = str(tmp_path / 'out' / 'movies')
+  os.makedirs(ratings.uri)
+  os.makedirs(movies.uri)
+  executor.Executor().Do(
+      {}, {spec.RATINGS_KEY: [ratings], spec.MOVIES_KEY: [movies]},
+      {spec.INPUT_BASE_KEY: data_dir, spec.EVAL_FRACTION_KEY: eval_fraction})
+  return ratings, movies
+
+
+def test_component_outputs_and_exec_properties():
+  component = MovieLensExampleGen(input_base='/data/ml-100k',
+                                  eval_fraction=0.25)
+  assert set(component.outputs) == {'ratings', 'movies'}
+  assert component.outputs['ratings'].type is standard_artifacts.Examples
+  assert component.exec_properties['input_base'] == '/data/ml-100k'
+  assert component.exec_properties['eval_fraction'] == 0.25
+  assert component.driver_class is driver.Driver
+
+
+@pytest.mark.parametrize('fraction', [0.0, 1.0, -0.1])
+def test_component_rejects_bad_eval_fraction(fraction):
+  with pytest.raises(ValueError, match='eval_fraction'):
+    MovieLensExampleGen(input_base='/x', eval_fraction=fraction)
+
+
+def test_num_eval_ratings_is_floor():
+  assert [ingest.num_eval_ratings(n, 0.2) for n in (1, 4, 5, 9, 10, 11)] == [
+      0, 0, 1, 1, 2, 2]
+
+
+def test_executor_joins_features_and_splits_per_user_by_time(tmp_path):
+  ratings, movies = run_executor(tmp_path, write_raw(tmp_path / 'raw'))
+
+  assert artifact_utils.decode_split_names(ratings.split_names) == [
+      'train', 'eval']
+  assert artifact_utils.decode_split_names(movies.split_names) == ['catalog']
+  train = read_examples(ratings, 'train')
+  eval_ = read_examples(ratings, 'eval')
+  assert len(train) == 12 and len(eval_) == 2
+
+  held_out = sorted((value(e, 'user_id')[0], value(e, 'movie_id')[0],
+                     value(e, 'timestamp')[0]) for e in eval_)
+  assert held_out == [('1', '4', 500), ('2', '3', 900)]
+  # No user's eval rating is older than any of their train ratings.
+  for user, _, eval_time in held_out:
+    assert max(value(e, 'timestamp')[0] for e in train
+               if value(e, 'user_id')[0] == user) <= eval_time
+
+  example = next(e for e in eval_ if value(e, 'user_id') == ['1'])
+  assert value(example, 'rating') == [1.0]
+  assert value(example, 'age') == [24]
+  assert value(example, 'gender') == ['M']
+  assert value(example, 'occupation') == ['technician']
+  assert value(example, 'zip_code') == ['85711']
+  assert value(example, 'title') == ['Heavy Metal (1981)']
+  assert value(example, 'release_year') == [1981]
+  assert value(example, 'genres') == ['Action', 'Horror']
+
+
+def test_executor_writes_the_whole_catalogue(tmp_path):
+  _, movies = run_executor(tmp_path, write_raw(tmp_path / 'raw'))
+  catalog = {value(e, 'movie_id')[0]: e for e in read_examples(movies,
+                                                                'catalog')}
+  assert sorted(catalog) == ['1', '2', '3', '4']
+  # u.item is latin-1; titles come out as proper Unicode.
+  assert value(catalog['2'], 'title') == ['Misérables, Les (1995)']
+  assert value(catalog['1'], 'genres') == ['Animation', 'Comedy']
+  # Unknown release date: the feature is absent, not faked.
+  assert 'release_year' not in catalog['3'].features.feature
+  assert set(catalog['1'].features.feature) == {
+      'movie_id', 'title', 'release_year', 'genres'}
+
+
+def test_driver_fingerprint_changes_with_the_data(tmp_path):
+  data_dir = write_raw(tmp_path / 'raw')
+  before = driver.input_fingerprint(data_dir)
+  assert driver.input_fingerprint(data_dir) == before
+  with open(os.path.join(data_dir, 'u.data'), 'a') as f:
+    f.write('3\t1\t4\t90\n')
+  assert driver.input_fingerprint(data_dir) != before
+
+
+def _expect_bad_input(tmp_path, data_dir, *fragments):
+  with pytest.raises(raw.RawDataError) as error:
+    run_executor(tmp_path, data_dir)
+  message = str(error.value)
+  for fragment in fragments:
+    assert fragment in message, message
+  # Nothing half-written: both output folders are empty.
+  for name in ('ratings', 'movies'):
+    assert os.listdir(tmp_path / 'out' / name) == []
+  return message
+
+
+def test_malformed_ratings_line_is_named_by_file_line_and_field(tmp_path):
+  bad = U_DATA.replace('1\t3\t4\t300\n', '1\t3\tfour\t300\n')
+  data_dir = write_raw(tmp_path / 'raw', u_data=bad)
+  _expect_bad_input(tmp_path, data_dir, 'u.data:3', "field 'rating'",
+                    "'four'")
+
+
+def test_wrong_field_count(tmp_path):
+  bad = U_DATA.replace('2\t1\t4\t600\n', '2 1 4 600\n')
+  data_dir = write_raw(tmp_path / 'raw', u_data=bad)
+  _expect_bad_input(tmp_path, data_dir, 'u.data:6', '4 TAB-separated fields')
+
+
+@pytest.mark.parametrize('rating', ['0', '6', '5.5'])
+def test_rating_outside_1_to_5(tmp_path, rating):
+  bad = U_DATA.replace('3\t2\t4\t60\n', f'3\t2\t{rating}\t60\n')
+  data_dir = write_raw(tmp_path / 'raw', u_data=bad)
+  _expect_bad_input(tmp_path, data_dir, 'u.data:12', "field 'rating'",
+                    'a number from 1 to 5')
+
+
+def test_rating_for_unknown_movie_and_user(tmp_path):
+  bad = U_DATA + '1\t99\t4\t999\n7\t1\t4\t999\n'
+  data_dir = write_raw(tmp_path / 'raw', u_data=bad)
+  message = _expect_bad_input(tmp_path, data_dir, '2 raw line(s)',
+                              "movie '99' is not in u.item",
+                              "user '7' is not in u.user")
+  assert 'u.data:15' in message and 'u.data:16' in message
+
+
+@pytest.mark.parametrize('missing', ['u.item', 'u.user'])
+def test_missing_file(tmp_path, missing):
+  data_dir = write_raw(tmp_path / 'raw')
+  os.remove(os.path.join(data_dir, missing))
+  _expect_bad_input(tmp_path, data_dir, f'{missing}: missing')
+
+
+def test_missing_folder_names_the_expected_files(tmp_path):
+  _expect_bad_input(tmp_path, str(tmp_path / 'nowhere'),
+                    'no MovieLens ratings file', 'u.data, u.item, u.user')
+
+
+@pytest.mark.parametrize('empty', ['u.data', 'u.item', 'u.user'])
+def test_empty_file(tmp_path, empty):
+  data_dir = write_raw(tmp_path / 'raw')
+  open(os.path.join(data_dir, empty), 'w').close()
+  _expect_bad_input(tmp_path, data_dir, f'{empty}: empty file')
+
+
+def test_u_item_in_utf8_is_a_wrong_encoding(tmp_path):
+  data_dir = write_raw(tmp_path / 'raw')
+  with open(os.path.join(data_dir, 'u.item'), 'w', encoding='utf-8') as f:
+    f.write(U_ITEM)
+  message = _expect_bad_input(tmp_path, data_dir, 'u.item:2', 'UTF-8',
+                              'latin-1')
+  # Movie 2 did not parse, so its ratings are reported as unknown too.
+  assert "movie '2' is not in u.item" in message
+
+
+def test_gzip_outputs_are_tfx_examples(tmp_path):
+  ratings, _ = run_executor(tmp_path, write_raw(tmp_path / 'raw'))
+  files = glob.glob(os.path.join(ratings.uri, 'Split-train', '*'))
+  assert files and all(f.endswith('.gz') for f in files)
+  with gzip.open(files[0], 'rb') as f:
+    assert f.read(1)  # real gzip
