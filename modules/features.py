@@ -43,6 +43,14 @@ RELEASE_YEAR_BUCKET = 'release_year_bucket'
 HOUR_OF_DAY = 'hour_of_day'
 DAY_OF_WEEK = 'day_of_week'
 
+# Featurization choices shared by Transform (which applies them) and the
+# Trainers (which size embeddings from them).
+NUM_OOV_BUCKETS = 1  # per vocabulary; unseen ids/values share it
+ZIP_PREFIX_LENGTH = 2  # '85711' -> '85': ~100 regions, dense enough to learn
+AGE_BUCKETS = 7
+RELEASE_YEAR_BUCKETS = 10  # plus one bucket for "unknown year"
+TITLE_TOKEN_MIN_COUNT = 2  # rarer title words go to the OOV bucket
+
 # Categorical features that get a vocabulary (with OOV buckets).
 VOCAB_FEATURES: Tuple[str, ...] = (USER_ID, MOVIE_ID, GENDER, OCCUPATION,
                                    ZIP_PREFIX, GENRES, TITLE_TOKENS)

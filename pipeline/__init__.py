@@ -1,0 +1,1 @@
+"""The pipeline definition (`create_pipeline`) and its configuration."""

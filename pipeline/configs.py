@@ -1,0 +1,31 @@
+"""Pipeline configuration: names and defaults in one place.
+
+Runners read these as defaults for their flags and pass explicit values to
+`pipeline.create_pipeline`, which reads no globals.
+"""
+
+import os
+
+PIPELINE_NAME = 'movielens-tfx'
+
+# Module code is referenced by import path from the installed package, so
+# Kubeflow/Vertex containers need no local module file.
+PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
+
+# The curated schema of the ratings examples (see pipeline/schema/README.md).
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), 'schema',
+                           'schema.pbtxt')
+
+DEFAULT_DATA_DIR = 'data/ml-100k'
+DEFAULT_OUTPUT_DIR = 'outputs'
+EVAL_FRACTION = 0.2
+
+
+def pipeline_root(output_dir: str) -> str:
+  """Where TFX writes artifacts: <output-dir>/pipeline/<name>."""
+  return os.path.join(output_dir, 'pipeline', PIPELINE_NAME)
+
+
+def metadata_path(output_dir: str) -> str:
+  """The SQLite ML Metadata store of local runs."""
+  return os.path.join(output_dir, 'metadata', f'{PIPELINE_NAME}.sqlite')

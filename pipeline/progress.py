@@ -1,0 +1,74 @@
+"""One progress line per component: start, end, seconds, cached or not.
+
+LocalDagRunner runs components one at a time and logs their start and end
+through absl. This handler turns those records into short lines on the
+console, while the full logs go to a file, so a run is readable without
+drowning in TensorFlow's and Beam's output.
+"""
+
+import logging
+import sys
+import time
+from typing import Optional, TextIO
+
+_STARTED = 'Component %s is running.'
+_FINISHED = 'Component %s is finished.'
+_CACHED = 'A cached execution %d is used.'
+_SKIPPED = 'Skipping component %s.'
+
+
+class ComponentProgress(logging.Handler):
+  """Prints `[  12.3s] Transform  done in 8.1s` style lines."""
+
+  def __init__(self, stream: Optional[TextIO] = None):
+    super().__init__(level=logging.INFO)
+    self._stream = stream or sys.stdout
+    self._run_started = time.monotonic()
+    self._current: Optional[str] = None
+    self._component_started = 0.0
+    self._cached = False
+    self.finished = []  # (component id, seconds, cached)
+
+  def _print(self, text: str) -> None:
+    elapsed = time.monotonic() - self._run_started
+    print(f'[{elapsed:7.1f}s] {text}', file=self._stream, flush=True)
+
+  def emit(self, record: logging.LogRecord) -> None:
+    if record.msg == _STARTED:
+      self._current = str(record.args[0])
+      self._component_started = time.monotonic()
+      self._cached = False
+      self._print(f'{self._current:<22} started')
+    elif record.msg == _CACHED:
+      self._cached = True
+    elif record.msg == _FINISHED:
+      seconds = time.monotonic() - self._component_started
+      how = 'reused from cache' if self._cached else 'done'
+      self._print(f'{record.args[0]:<22} {how} in {seconds:.1f}s')
+      self.finished.append((str(record.args[0]), seconds, self._cached))
+      self._current = None
+    elif record.msg == _SKIPPED:
+      self._print(f'{record.args[0]:<22} skipped')
+
+
+def install(log_file: Optional[str] = None,
+            verbose: bool = False) -> ComponentProgress:
+  """Routes TFX/Beam logs to `log_file` (and the console if verbose), and
+  prints one progress line per component event."""
+  root = logging.getLogger()
+  root.setLevel(logging.INFO)
+  formatter = logging.Formatter(
+      '%(asctime)s %(levelname)s %(name)s: %(message)s')
+  if log_file:
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(formatter)
+    root.addHandler(file_handler)
+  console = logging.StreamHandler(sys.stderr)
+  console.setLevel(logging.INFO if verbose else logging.ERROR)
+  console.setFormatter(formatter)
+  root.addHandler(console)
+  progress = ComponentProgress()
+  absl_logger = logging.getLogger('absl')
+  absl_logger.setLevel(logging.INFO)
+  absl_logger.addHandler(progress)
+  return progress
