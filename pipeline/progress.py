@@ -57,18 +57,27 @@ def install(log_file: Optional[str] = None,
   prints one progress line per component event."""
   root = logging.getLogger()
   root.setLevel(logging.INFO)
+  absl_logger = logging.getLogger('absl')
+  # Idempotent: a second run in the same process replaces our handlers.
+  for logger in (root, absl_logger):
+    for handler in list(logger.handlers):
+      if getattr(handler, '_movielens_tfx', False):
+        logger.removeHandler(handler)
+        handler.close()
   formatter = logging.Formatter(
       '%(asctime)s %(levelname)s %(name)s: %(message)s')
   if log_file:
     file_handler = logging.FileHandler(log_file)
     file_handler.setFormatter(formatter)
+    file_handler._movielens_tfx = True
     root.addHandler(file_handler)
   console = logging.StreamHandler(sys.stderr)
   console.setLevel(logging.INFO if verbose else logging.ERROR)
   console.setFormatter(formatter)
+  console._movielens_tfx = True
   root.addHandler(console)
   progress = ComponentProgress()
-  absl_logger = logging.getLogger('absl')
+  progress._movielens_tfx = True
   absl_logger.setLevel(logging.INFO)
   absl_logger.addHandler(progress)
   return progress

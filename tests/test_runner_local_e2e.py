@@ -1,0 +1,170 @@
+"""End to end: `runner_local.py` on synthetic data through Transform.
+
+Checks each artifact through ML Metadata, the cache on a rerun, and that
+data breaking the schema stops the run before Transform.
+"""
+
+import glob
+import os
+
+import pytest
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+import tensorflow_transform as tft
+from tensorflow_data_validation.utils import anomalies_util
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.types import artifact_utils
+
+import runner_local
+from modules import features
+from movielens import synthetic
+from pipeline import configs
+
+pytestmark = pytest.mark.slow
+
+COMPONENTS = ['MovieLensExampleGen', 'StatisticsGen', 'ImportSchemaGen',
+              'ExampleValidator', 'AnomalyGate', 'Transform']
+
+
+def _store(output_dir):
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = configs.metadata_path(output_dir)
+  return metadata_store.MetadataStore(config)
+
+
+def _latest(store, type_name, component=''):
+  """The newest artifact of a type, optionally written by one component."""
+  artifacts = [a for a in store.get_artifacts_by_type(type_name)
+               if not component or f'/{component}/' in a.uri]
+  assert artifacts, f'no {type_name} artifact of {component} in ML Metadata'
+  return max(artifacts, key=lambda a: a.id)
+
+
+def _count_records(pattern):
+  files = glob.glob(pattern)
+  assert files, pattern
+  return sum(1 for _ in tf.data.TFRecordDataset(files, 'GZIP'))
+
+
+@pytest.fixture(scope='module')
+def synthetic_data(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp('raw'))
+  summary = synthetic.generate(data_dir, num_users=40, num_movies=60,
+                               num_ratings=1200, seed=7)
+  return data_dir, summary
+
+
+@pytest.fixture(scope='module')
+def first_run(synthetic_data, tmp_path_factory):
+  data_dir, summary = synthetic_data
+  output_dir = str(tmp_path_factory.mktemp('outputs'))
+  code = runner_local.main(['--data-dir', data_dir, '--output-dir',
+                            output_dir])
+  return code, output_dir, data_dir, summary
+
+
+def test_pipeline_succeeds_and_writes_every_artifact(first_run):
+  code, output_dir, _, summary = first_run
+  assert code == 0
+  store = _store(output_dir)
+  executions = store.get_executions()
+  assert len(executions) == len(COMPONENTS)
+  assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE
+             for e in executions)
+
+  ratings = _latest(store, 'Examples', 'MovieLensExampleGen/ratings')
+  movies = _latest(store, 'Examples', 'MovieLensExampleGen/movies')
+  train = _count_records(os.path.join(ratings.uri, 'Split-train', '*.gz'))
+  eval_ = _count_records(os.path.join(ratings.uri, 'Split-eval', '*.gz'))
+  assert train + eval_ == summary['ratings']
+  # Each user's newest floor(20%) ratings are held out.
+  assert 0.15 * summary['ratings'] < eval_ < 0.2 * summary['ratings'] + 1
+  assert _count_records(os.path.join(movies.uri, 'Split-catalog',
+                                     '*.gz')) == summary['movies']
+
+
+def test_statistics_and_schema_and_no_anomalies(first_run):
+  _, output_dir, _, summary = first_run
+  store = _store(output_dir)
+  statistics = _latest(store, 'ExampleStatistics', 'StatisticsGen')
+  stats = tfdv.load_stats_binary(
+      os.path.join(statistics.uri, 'Split-train', 'FeatureStats.pb'))
+  by_name = {f.path.step[0]: f for f in stats.datasets[0].features}
+  assert set(by_name) == set(features.RATING_FEATURES)
+  assert by_name['rating'].num_stats.min >= 1
+  assert by_name['rating'].num_stats.max <= 5
+
+  schema = _latest(store, 'Schema', 'ImportSchemaGen')
+  loaded = tfdv.load_schema_text(os.path.join(schema.uri, 'schema.pbtxt'))
+  assert {f.name for f in loaded.feature} == set(features.RATING_FEATURES)
+
+  anomalies = _latest(store, 'ExampleAnomalies', 'ExampleValidator')
+  for split in ('train', 'eval'):
+    path = os.path.join(anomalies.uri, f'Split-{split}', 'SchemaDiff.pb')
+    assert os.path.exists(path)
+    assert not anomalies_util.load_anomalies_binary(path).anomaly_info
+
+
+def test_transform_vocabularies_cover_the_training_users(first_run):
+  _, output_dir, data_dir, summary = first_run
+  store = _store(output_dir)
+  graph = _latest(store, 'TransformGraph')
+  output = tft.TFTransformOutput(graph.uri)
+  users = {u.decode() for u in output.vocabulary_by_name(
+      features.vocabulary_name(features.USER_ID))}
+  with open(os.path.join(data_dir, 'u.user')) as f:
+    all_users = {line.split('|')[0] for line in f}
+  # Every user has >= 5 ratings, so every user has train ratings.
+  assert users == all_users
+  genres = {g.decode() for g in output.vocabulary_by_name(
+      features.vocabulary_name(features.GENRES))}
+  assert genres <= set(synthetic_genres())
+  transformed = _latest(store, 'Examples', 'Transform')
+  assert artifact_utils.decode_split_names(
+      transformed.properties['split_names'].string_value) == ['train', 'eval']
+  feature_spec = output.transformed_feature_spec()
+  assert feature_spec[features.transformed_name(features.USER_ID)].dtype == (
+      tf.int64)
+
+
+def synthetic_genres():
+  from movielens import layout
+  return layout.ML100K_GENRES
+
+
+def test_rerun_with_nothing_changed_reuses_every_component(first_run,
+                                                            capsys):
+  _, output_dir, data_dir, _ = first_run
+  code = runner_local.main(['--data-dir', data_dir, '--output-dir',
+                            output_dir])
+  assert code == 0
+  out = capsys.readouterr().out
+  for component in COMPONENTS:
+    assert f'{component}' in out
+  assert out.count('reused from cache') == len(COMPONENTS), out
+
+
+def test_data_breaking_the_schema_stops_before_transform(
+    synthetic_data, tmp_path, capsys):
+  data_dir, _ = synthetic_data
+  broken = tmp_path / 'broken'
+  broken.mkdir()
+  for name in ('u.data', 'u.item'):
+    (broken / name).write_bytes(open(os.path.join(data_dir, name),
+                                     'rb').read())
+  # An occupation outside the schema's domain.
+  users = open(os.path.join(data_dir, 'u.user')).read().splitlines()
+  fields = users[0].split('|')
+  fields[3] = 'astronaut'
+  users[0] = '|'.join(fields)
+  (broken / 'u.user').write_text('\n'.join(users) + '\n')
+
+  output_dir = str(tmp_path / 'out')
+  code = runner_local.main(['--data-dir', str(broken), '--output-dir',
+                            output_dir])
+  assert code == 1
+  err = capsys.readouterr().err
+  assert 'occupation' in err and 'astronaut' in err, err
+  store = _store(output_dir)
+  assert not store.get_artifacts_by_type('TransformGraph')
