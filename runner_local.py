@@ -17,6 +17,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import sys  # noqa: E402
+import warnings  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
 
@@ -68,6 +69,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           'with `make data` (or pass --data-dir).', file=sys.stderr)
     return 2
 
+  # Google client libraries warn at import about Python 3.10 and older
+  # pinned dependencies; TFX 1.16 supports nothing newer, so it is noise.
+  warnings.filterwarnings('ignore', category=FutureWarning,
+                          module=r'google\.')
   from pipeline import configs, progress  # pylint: disable=g-import-not-at-top
   log_dir = os.path.join(output_dir, 'logs')
   os.makedirs(log_dir, exist_ok=True)

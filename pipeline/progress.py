@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from absl import logging as absl_logging
+
 _STARTED = 'Component %s is running.'
 _FINISHED = 'Component %s is finished.'
 _CACHED = 'A cached execution %d is used.'
@@ -78,6 +80,8 @@ def install(log_file: Optional[str] = None,
   root.addHandler(console)
   progress = ComponentProgress()
   progress._movielens_tfx = True
-  absl_logger.setLevel(logging.INFO)
+  # Through absl's own flag, not Logger.setLevel: libraries that parse absl
+  # flags later (Transform does) re-apply the flag's level to the logger.
+  absl_logging.set_verbosity(absl_logging.INFO)
   absl_logger.addHandler(progress)
   return progress
