@@ -40,6 +40,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
       '--beam-workers', type=int, default=1,
       help='Beam DirectRunner workers; >1 runs them as processes '
       '(worth it from about a million ratings)')
+  parser.add_argument(
+      '--epochs', type=int, default=None,
+      help='maximum training epochs of the retrieval model (early stopping '
+      'may end sooner); default from modules/hparams.py')
+  parser.add_argument(
+      '--top-k', type=int, default=configs.RETRIEVAL_TOP_K,
+      help='movies the retrieval servable returns per user')
+  parser.add_argument(
+      '--no-exclude-seen', action='store_true',
+      help="export the servable without excluding the user's rated movies")
+  parser.add_argument(
+      '--min-lift-over-popularity', type=float,
+      default=configs.MIN_LIFT_OVER_POPULARITY,
+      help='bless only if recall@100 beats most-popular by this relative '
+      'margin')
+  parser.add_argument(
+      '--max-regression', type=float, default=configs.MAX_REGRESSION,
+      help='bless only if recall@100 is at most this much below the latest '
+      'blessed model')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when unchanged')
   parser.add_argument('--verbose', action='store_true',
@@ -49,6 +68,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.error('--eval-fraction must be between 0 and 1')
   if args.beam_workers < 1:
     parser.error('--beam-workers must be at least 1')
+  if args.epochs is not None and args.epochs < 1:
+    parser.error('--epochs must be at least 1')
+  if args.top_k < 1:
+    parser.error('--top-k must be at least 1')
   return args
 
 
@@ -88,6 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
   from components.anomaly_gate.gate import DataAnomaliesError  # pylint: disable=g-import-not-at-top
   from movielens.layout import RawDataError  # pylint: disable=g-import-not-at-top
+  from pipeline import summary  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
 
   pipeline = create_pipeline(
@@ -96,7 +120,14 @@ def main(argv: Optional[List[str]] = None) -> int:
       data_path=data_dir,
       schema_path=configs.SCHEMA_PATH,
       preprocessing_fn=configs.PREPROCESSING_FN,
+      retrieval_run_fn=configs.RETRIEVAL_RUN_FN,
+      serving_dir=configs.serving_dir(output_dir),
       eval_fraction=args.eval_fraction,
+      retrieval_hparams=({'epochs': args.epochs} if args.epochs else {}),
+      retrieval_top_k=args.top_k,
+      exclude_seen=not args.no_exclude_seen,
+      min_lift_over_popularity=args.min_lift_over_popularity,
+      max_regression=args.max_regression,
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_pipeline_args(args.beam_workers),
       metadata_connection_config=tfx.orchestration.metadata
@@ -110,6 +141,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   total = sum(seconds for _, seconds, _ in reporter.finished)
   print(f'Pipeline finished: {len(reporter.finished)} components in '
         f'{total:.1f}s. Artifacts under {configs.pipeline_root(output_dir)}')
+  print(summary.retrieval_report(configs.metadata_path(output_dir)))
   return 0
 
 

@@ -11,6 +11,7 @@ PIPELINE_NAME = 'movielens-tfx'
 # Module code is referenced by import path from the installed package, so
 # Kubeflow/Vertex containers need no local module file.
 PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
+RETRIEVAL_RUN_FN = 'modules.retrieval_trainer.run_fn'
 
 # The curated schema of the ratings examples (see pipeline/schema/README.md).
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), 'schema',
@@ -19,6 +20,10 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), 'schema',
 DEFAULT_DATA_DIR = 'data/ml-100k'
 DEFAULT_OUTPUT_DIR = 'outputs'
 EVAL_FRACTION = 0.2
+RETRIEVAL_TOP_K = 100
+# Blessing of the retrieval model (recall@100 on the eval split).
+MIN_LIFT_OVER_POPULARITY = 0.0
+MAX_REGRESSION = 0.01
 
 
 def pipeline_root(output_dir: str) -> str:
@@ -29,3 +34,8 @@ def pipeline_root(output_dir: str) -> str:
 def metadata_path(output_dir: str) -> str:
   """The SQLite ML Metadata store of local runs."""
   return os.path.join(output_dir, 'metadata', f'{PIPELINE_NAME}.sqlite')
+
+
+def serving_dir(output_dir: str) -> str:
+  """Where blessed servables are pushed: <output-dir>/serving/<model>/<v>/."""
+  return os.path.join(output_dir, 'serving')

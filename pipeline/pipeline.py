@@ -1,12 +1,16 @@
 """`create_pipeline`: the one pipeline definition every runner uses."""
 
-from typing import List, Optional
+import os
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.anomaly_gate import AnomalyGate
+from components.atomic_pusher import AtomicPusher
 from components.movielens_example_gen import MovieLensExampleGen
+from components.retrieval_evaluator import RetrievalEvaluator
+from components.retrieval_indexer import RetrievalIndexer
 
 
 def create_pipeline(
@@ -15,7 +19,14 @@ def create_pipeline(
     data_path: str,
     schema_path: str,
     preprocessing_fn: str,
+    retrieval_run_fn: str,
+    serving_dir: str,
     eval_fraction: float = 0.2,
+    retrieval_hparams: Optional[Dict[str, Any]] = None,
+    retrieval_top_k: int = 100,
+    exclude_seen: bool = True,
+    min_lift_over_popularity: float = 0.0,
+    max_regression: float = 0.01,
     enable_cache: bool = True,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[
@@ -29,7 +40,17 @@ def create_pipeline(
     data_path: folder holding a raw MovieLens release (e.g. ml-100k files).
     schema_path: the curated schema (schema.pbtxt) of the ratings examples.
     preprocessing_fn: import path of Transform's preprocessing_fn.
+    retrieval_run_fn: import path of the retrieval Trainer's run_fn.
+    serving_dir: where blessed servables are pushed, one folder per model
+      (`<serving_dir>/retrieval/<version>/`).
     eval_fraction: share of each user's newest ratings held out for eval.
+    retrieval_hparams: overrides of `modules.hparams.RetrievalHParams`.
+    retrieval_top_k: movies the retrieval servable returns per user.
+    exclude_seen: whether the servable leaves out movies the user rated.
+    min_lift_over_popularity: the retrieval model is blessed only if its
+      recall@100 beats the most-popular baseline's by this relative margin.
+    max_regression: ... and is at most this much (absolute recall@100)
+      below the latest blessed model's, measured on the same data.
     enable_cache: reuse outputs of components whose inputs did not change.
     beam_pipeline_args: Beam options for ExampleGen, StatisticsGen and
       Transform (e.g. DirectRunner workers, or Dataflow settings).
@@ -67,9 +88,53 @@ def create_pipeline(
           analyze=['train'], transform=['train', 'eval']))
   transform.add_upstream_node(anomaly_gate)
 
+  # Trains the two-tower retrieval model; exports the towers.
+  retrieval_trainer = tfx.components.Trainer(
+      run_fn=retrieval_run_fn,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_gen.outputs['schema'],
+      custom_config={'hparams': dict(retrieval_hparams or {})},
+  ).with_id('RetrievalTrainer')
+
+  # Indexes the whole catalogue: the TF Serving-ready retrieval servable.
+  retrieval_indexer = RetrievalIndexer(
+      model=retrieval_trainer.outputs['model'],
+      ratings=ratings,
+      movies=example_gen.outputs['movies'],
+      top_k=retrieval_top_k,
+      exclude_seen=exclude_seen)
+
+  # Finds the latest blessed retrieval servable, the regression baseline.
+  latest_blessed_retrieval = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('LatestBlessedRetrieval')
+
+  # Scores top-K retrieval on eval against popularity and the baseline.
+  retrieval_evaluator = RetrievalEvaluator(
+      model=retrieval_indexer.outputs['servable'],
+      examples=ratings,
+      movies=example_gen.outputs['movies'],
+      baseline_model=latest_blessed_retrieval.outputs['model'],
+      min_lift_over_popularity=min_lift_over_popularity,
+      max_regression=max_regression)
+
+  # Pushes the servable, only when blessed, as a complete version folder.
+  retrieval_pusher = AtomicPusher(
+      model=retrieval_indexer.outputs['servable'],
+      model_blessing=retrieval_evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=os.path.join(serving_dir, 'retrieval'))),
+  ).with_id('RetrievalPusher')
+
   components = [
       example_gen, statistics_gen, schema_gen, example_validator,
-      anomaly_gate, transform,
+      anomaly_gate, transform, retrieval_trainer, retrieval_indexer,
+      latest_blessed_retrieval, retrieval_evaluator, retrieval_pusher,
   ]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

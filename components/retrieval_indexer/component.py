@@ -1,0 +1,49 @@
+"""RetrievalIndexer: builds the retrieval servable from the trained towers."""
+
+from typing import Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+
+from components.retrieval_indexer import executor, spec
+
+
+class RetrievalIndexer(base_component.BaseComponent):
+  """Indexes the whole catalogue with the trained candidate tower.
+
+  Why a component of its own: the Trainer sees one Examples channel (the
+  transformed ratings), but the index must cover every movie of the
+  catalogue (the `movies` channel), including movies nobody rated in
+  training, whose embeddings come from their content. Indexing apart from
+  training also lets the catalogue change without retraining.
+
+  Output `servable` follows the contract of `modules.retrieval_export`
+  (signatures `serving_default` and `serving_examples`), in TFX's model
+  layout (`<uri>/Format-Serving`), so Evaluators and the Pusher take it
+  like any Trainer model.
+  """
+
+  SPEC_CLASS = spec.RetrievalIndexerSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, model: types.BaseChannel, ratings: types.BaseChannel,
+               movies: types.BaseChannel, top_k: Optional[int] = None,
+               exclude_seen: Optional[bool] = None):
+    """Constructs the component.
+
+    Args:
+      model: the Trainer's model (towers with raw-Example signatures).
+      ratings: raw ratings Examples; the 'train' split gives each user's
+        features and the movies to exclude.
+      movies: raw catalogue Examples (split 'catalog').
+      top_k: movies returned per user (default 100).
+      exclude_seen: leave out movies the user rated in training (default
+        True).
+    """
+    if top_k is not None and top_k < 1:
+      raise ValueError(f'top_k must be at least 1, got {top_k}')
+    super().__init__(spec.RetrievalIndexerSpec(
+        model=model, ratings=ratings, movies=movies, top_k=top_k,
+        exclude_seen=None if exclude_seen is None else int(exclude_seen),
+        servable=types.Channel(type=standard_artifacts.Model)))

@@ -1,0 +1,34 @@
+"""Keys and ComponentSpec of RetrievalIndexer."""
+
+from tfx import types
+from tfx.types import component_spec, standard_artifacts
+
+MODEL_KEY = 'model'  # in: the Trainer's towers
+RATINGS_KEY = 'ratings'  # in: raw ratings (train split: users' history)
+MOVIES_KEY = 'movies'  # in: the whole catalogue
+SERVABLE_KEY = 'servable'  # out: the TF Serving-ready model
+TOP_K_KEY = 'top_k'
+EXCLUDE_SEEN_KEY = 'exclude_seen'
+
+DEFAULT_TOP_K = 100
+
+
+class RetrievalIndexerSpec(types.ComponentSpec):
+  """Towers + catalogue + history in; a retrieval servable out."""
+
+  PARAMETERS = {
+      TOP_K_KEY: component_spec.ExecutionParameter(type=int, optional=True),
+      EXCLUDE_SEEN_KEY: component_spec.ExecutionParameter(
+          type=int, optional=True),
+  }
+  INPUTS = {
+      MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
+      RATINGS_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.Examples),
+      MOVIES_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.Examples),
+  }
+  OUTPUTS = {
+      SERVABLE_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.Model),
+  }

@@ -1,0 +1,199 @@
+"""The two-tower retrieval model: plain TensorFlow / TFRS, no TFX.
+
+Both towers mix collaborative signal (id embeddings) with content, so the
+model is hybrid: a user or movie with few ratings still gets a sensible
+embedding from its features, and an unknown id (the vocabulary's OOV
+bucket) falls back to the content part.
+
+  query tower:     user id, gender, occupation, zip prefix, age (bucket and
+                   z-score), hour of day, day of week  -> [batch, dim]
+  candidate tower: movie id, genres (bag), title words (bag), release year
+                   (bucket and z-score)                -> [batch, dim]
+  score = dot(query, candidate)   (cosine / temperature when normalised)
+
+Inputs are Transform's outputs (`modules.features.transformed_name` keys):
+int64 [batch] indices, float32 [batch] z-scores, and SparseTensors of
+indices for the multivalent genres and title words.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+from typing import Dict, Mapping, Optional  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+
+from modules import features  # noqa: E402
+from modules.hparams import RetrievalHParams  # noqa: E402
+
+_xf = features.transformed_name
+
+# Categorical inputs of each tower: transformed key -> vocabulary key whose
+# size (with OOV buckets) sizes the embedding.
+QUERY_CATEGORICALS = (features.GENDER, features.OCCUPATION,
+                      features.ZIP_PREFIX, features.AGE_BUCKET,
+                      features.HOUR_OF_DAY, features.DAY_OF_WEEK)
+QUERY_NUMERICS = (features.AGE,)
+CANDIDATE_CATEGORICALS = (features.RELEASE_YEAR_BUCKET,)
+CANDIDATE_BAGS = (features.GENRES, features.TITLE_TOKENS)
+CANDIDATE_NUMERICS = (features.RELEASE_YEAR,)
+
+# Feature sizes that do not come from a vocabulary.
+FIXED_SIZES = {
+    features.HOUR_OF_DAY: 24,
+    features.DAY_OF_WEEK: 7,
+    features.AGE_BUCKET: features.AGE_BUCKETS,
+    features.RELEASE_YEAR_BUCKET: features.RELEASE_YEAR_BUCKETS + 1,
+}
+
+
+class BagOfEmbeddings(tf.keras.layers.Layer):
+  """Mean of the embeddings of a SparseTensor of ids; zeros for none.
+
+  Input: SparseTensor [batch, None] of int64 ids. Output: [batch, dim].
+  """
+
+  def __init__(self, vocab_size: int, dim: int, **kwargs):
+    super().__init__(**kwargs)
+    self.vocab_size = vocab_size
+    self.dim = dim
+
+  def build(self, input_shape):
+    self.embeddings = self.add_weight(
+        name='embeddings', shape=(self.vocab_size, self.dim),
+        initializer='uniform')
+    super().build(input_shape)
+
+  def call(self, ids: tf.SparseTensor) -> tf.Tensor:
+    if not isinstance(ids, tf.SparseTensor):
+      ids = tf.sparse.from_dense(ids)
+    ids = tf.SparseTensor(ids.indices, tf.cast(ids.values, tf.int64),
+                          ids.dense_shape)
+    return tf.nn.safe_embedding_lookup_sparse(self.embeddings, ids, None,
+                                              combiner='mean')
+
+
+class Tower(tf.keras.Model):
+  """Embeds categoricals, bags of ids and numerics, then a small MLP.
+
+  Args:
+    id_key: the transformed id feature (user or movie id).
+    vocab_sizes: sizes (incl. OOV buckets) of every categorical and bag.
+    categoricals / bags / numerics: raw keys of the tower's other inputs.
+    hparams: dimensions and normalisation.
+  """
+
+  def __init__(self, id_key: str, vocab_sizes: Mapping[str, int],
+               categoricals, bags, numerics, hparams: RetrievalHParams,
+               **kwargs):
+    super().__init__(**kwargs)
+    self._id_key = id_key
+    self._categoricals = tuple(k for k in categoricals if k in vocab_sizes)
+    self._bags = tuple(bags)
+    self._numerics = tuple(numerics)
+    self._normalize = hparams.normalize
+    self.id_embedding = tf.keras.layers.Embedding(
+        vocab_sizes[id_key], hparams.id_embedding_dim, name=f'{id_key}_emb')
+    self.embeddings = {
+        key: tf.keras.layers.Embedding(vocab_sizes[key],
+                                       hparams.feature_embedding_dim,
+                                       name=f'{key}_emb')
+        for key in self._categoricals}
+    self.bag_embeddings = {
+        key: BagOfEmbeddings(vocab_sizes[key], hparams.feature_embedding_dim,
+                             name=f'{key}_bag')
+        for key in self._bags}
+    layers = []
+    if hparams.hidden_units:
+      layers.append(tf.keras.layers.Dense(hparams.hidden_units,
+                                          activation='relu'))
+    layers.append(tf.keras.layers.Dense(hparams.embedding_dim))
+    self.content = tf.keras.Sequential(layers, name='content_mlp')
+    # The id embedding enters the output directly (a residual path), so
+    # collaborative signal is not squeezed through the content MLP.
+    self.id_projection = tf.keras.layers.Dense(hparams.embedding_dim,
+                                               use_bias=False)
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    id_vector = self.id_embedding(inputs[_xf(self._id_key)])
+    parts = [id_vector]
+    parts += [self.embeddings[k](inputs[_xf(k)]) for k in self._categoricals]
+    parts += [self.bag_embeddings[k](inputs[_xf(k)]) for k in self._bags]
+    parts += [tf.expand_dims(tf.cast(inputs[_xf(k)], tf.float32), -1)
+              for k in self._numerics if _xf(k) in inputs]
+    output = self.content(tf.concat(parts, axis=1)) + self.id_projection(
+        id_vector)
+    if self._normalize:
+      output = tf.math.l2_normalize(output, axis=1)
+    return output
+
+
+def build_towers(vocab_sizes: Mapping[str, int],
+                 hparams: RetrievalHParams) -> tuple:
+  """(query tower, candidate tower) for the given vocabulary sizes."""
+  query = Tower(features.USER_ID, vocab_sizes, QUERY_CATEGORICALS, (),
+                QUERY_NUMERICS, hparams, name='query_tower')
+  candidate = Tower(features.MOVIE_ID, vocab_sizes, CANDIDATE_CATEGORICALS,
+                    CANDIDATE_BAGS, CANDIDATE_NUMERICS, hparams,
+                    name='candidate_tower')
+  return query, candidate
+
+
+class RetrievalModel(tfrs.Model):
+  """Two towers and a retrieval task with in-batch softmax.
+
+  The loss is the softmax over the batch's candidates (every other movie in
+  the batch is a negative). In-batch negatives are drawn in proportion to
+  popularity, which over-penalises popular movies; with `logq_correction`
+  each candidate's logit is corrected by -log(its sampling probability)
+  (Yi et al., 2019). Accidental hits (the same movie twice in a batch) are
+  removed from the negatives.
+  """
+
+  def __init__(self, query_tower: tf.keras.Model,
+               candidate_tower: tf.keras.Model, hparams: RetrievalHParams,
+               candidate_probability: Optional[tf.lookup.StaticHashTable] =
+               None,
+               metrics_candidates: Optional[tf.data.Dataset] = None):
+    """Builds the model.
+
+    Args:
+      query_tower / candidate_tower: from `build_towers`.
+      hparams: temperature and correction settings.
+      candidate_probability: movie id (raw string) -> sampling probability,
+        for the logQ correction; None disables it.
+      metrics_candidates: batched dataset of candidate-feature dicts (one
+        row per movie), for the top-K accuracy metrics computed in
+        evaluation (not training).
+    """
+    super().__init__()
+    self.query_tower = query_tower
+    self.candidate_tower = candidate_tower
+    self._probability = (candidate_probability
+                         if hparams.logq_correction else None)
+    metrics = None
+    if metrics_candidates is not None:
+      # A dataset (not a fixed index) so the candidates are re-embedded
+      # with the current weights at every evaluation.
+      metrics = tfrs.metrics.FactorizedTopK(
+          candidates=metrics_candidates.map(
+              lambda movies: (movies[features.MOVIE_ID],
+                              self.candidate_tower(movies))),
+          ks=(10, 100))
+    self.task = tfrs.tasks.Retrieval(
+        metrics=metrics, temperature=hparams.temperature,
+        remove_accidental_hits=True)
+
+  def compute_loss(self, inputs: Dict[str, tf.Tensor],
+                   training: bool = False) -> tf.Tensor:
+    query = self.query_tower(inputs)
+    candidate = self.candidate_tower(inputs)
+    probability = None
+    if self._probability is not None:
+      probability = self._probability.lookup(inputs[features.MOVIE_ID])
+    return self.task(
+        query, candidate, candidate_sampling_probability=probability,
+        candidate_ids=inputs[features.MOVIE_ID],
+        compute_metrics=not training)

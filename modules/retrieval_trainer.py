@@ -1,0 +1,243 @@
+"""Trainer module of the retrieval model: `run_fn` reads, builds, fits,
+exports. Referenced as `modules.retrieval_trainer.run_fn`.
+
+The exported SavedModel is the *trained towers*, with two signatures that
+take serialized raw tf.Examples (Transform is applied inside):
+
+  query_embedding(examples: tf.string [None])     -> {'embedding': [None, D]}
+      examples carry the user's features (user_id, age, gender, occupation,
+      zip_code, timestamp); missing ones take defaults.
+  candidate_embedding(examples: tf.string [None]) -> {'embedding': [None, D]}
+      examples carry a movie's features (movie_id, title, genres,
+      release_year), e.g. the `movies` catalogue.
+
+The RetrievalIndexer component turns it into the servable (index over the
+whole catalogue, seen-movie exclusion, the `serving_default` contract).
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import time  # noqa: E402
+from typing import Dict, List, Mapping, Tuple  # noqa: E402
+
+from absl import logging  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from modules import features  # noqa: E402
+from modules import retrieval_model  # noqa: E402
+from modules.hparams import RetrievalHParams  # noqa: E402
+
+_xf = features.transformed_name
+
+QUERY_RAW_FEATURES = (features.USER_ID, features.AGE, features.GENDER,
+                      features.OCCUPATION, features.ZIP_CODE,
+                      features.TIMESTAMP)
+CANDIDATE_RAW_FEATURES = features.MOVIE_FEATURES
+_MOVIE_COLUMNS = (features.MOVIE_ID, _xf(features.MOVIE_ID),
+                  _xf(features.GENRES), _xf(features.TITLE_TOKENS),
+                  _xf(features.RELEASE_YEAR),
+                  _xf(features.RELEASE_YEAR_BUCKET))
+TOP_100_METRIC = 'factorized_top_k/top_100_categorical_accuracy'
+
+
+def make_dataset(file_pattern, feature_spec, batch_size: int,
+                 shuffle: bool, seed: int, num_epochs=1) -> tf.data.Dataset:
+  """Batches of transformed examples (gzipped TFRecords) as feature dicts."""
+  return tf.data.experimental.make_batched_features_dataset(
+      file_pattern=file_pattern, batch_size=batch_size,
+      features=feature_spec,
+      reader=lambda files: tf.data.TFRecordDataset(files, 'GZIP'),
+      num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed,
+      shuffle_buffer_size=50_000, drop_final_batch=False)
+
+
+def vocab_sizes(tft_output: tft.TFTransformOutput) -> Dict[str, int]:
+  """Embedding table sizes: vocabulary + OOV buckets, and fixed sizes."""
+  spec = tft_output.transformed_feature_spec()
+  sizes = dict(retrieval_model.FIXED_SIZES)
+  for key in features.VOCAB_FEATURES:
+    if _xf(key) in spec:
+      sizes[key] = tft_output.num_buckets_for_transformed_feature(_xf(key))
+  return sizes
+
+
+def movie_table(file_pattern, feature_spec
+               ) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int]]:
+  """One transformed-feature row per movie in the files, and rating counts.
+
+  Returns:
+    (columns, counts): columns is a feature dict with one row per distinct
+    movie (first occurrence), ready for `Dataset.from_tensor_slices`
+    (multivalent features as RaggedTensors); counts maps movie id to its
+    number of examples.
+  """
+  spec = {k: feature_spec[k] for k in _MOVIE_COLUMNS}
+  dataset = make_dataset(file_pattern, spec, 4096, shuffle=False, seed=0)
+  rows: Dict[bytes, Dict[str, object]] = {}
+  counts: Dict[bytes, int] = {}
+  for batch in dataset:
+    batch = {k: (tf.RaggedTensor.from_sparse(v).to_list()
+                 if isinstance(v, tf.SparseTensor) else v.numpy().tolist())
+             for k, v in batch.items()}
+    for i, movie_id in enumerate(batch[features.MOVIE_ID]):
+      counts[movie_id] = counts.get(movie_id, 0) + 1
+      if movie_id not in rows:
+        rows[movie_id] = {k: batch[k][i] for k in batch}
+  columns = {}
+  for key in _MOVIE_COLUMNS:
+    values = [rows[m][key] for m in rows]
+    if isinstance(spec[key], tf.io.VarLenFeature):
+      columns[key] = tf.ragged.constant(values, dtype=spec[key].dtype,
+                                        row_splits_dtype=tf.int64)
+    else:
+      columns[key] = tf.constant(values, dtype=spec[key].dtype)
+  return columns, counts
+
+
+def _to_sparse(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  return {k: v.to_sparse() if isinstance(v, tf.RaggedTensor) else v
+          for k, v in batch.items()}
+
+
+def sampling_probability_table(counts: Mapping[bytes, int]
+                              ) -> tf.lookup.StaticHashTable:
+  """Movie id -> share of training examples (in-batch sampling probability)."""
+  total = float(sum(counts.values()))
+  keys = tf.constant(list(counts), tf.string)
+  values = tf.constant([c / total for c in counts.values()], tf.float32)
+  return tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(keys, values),
+      default_value=1.0 / total)
+
+
+def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
+                movie_columns: Dict[str, tf.Tensor],
+                counts: Mapping[bytes, int]
+               ) -> retrieval_model.RetrievalModel:
+  query, candidate = retrieval_model.build_towers(vocab_sizes(tft_output),
+                                                  hparams)
+  candidates = tf.data.Dataset.from_tensor_slices(movie_columns).batch(
+      1024).map(_to_sparse)
+  model = retrieval_model.RetrievalModel(
+      query, candidate, hparams,
+      candidate_probability=sampling_probability_table(counts),
+      metrics_candidates=candidates)
+  model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+  return model
+
+
+class _EpochLog(tf.keras.callbacks.Callback):
+  """One line per epoch on stdout and in the logs: time, loss, accuracy."""
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._started = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    line = (f'retrieval epoch {epoch + 1}: {time.time() - self._started:.1f}s'
+            f' loss {logs.get("loss", float("nan")):.2f}'
+            f' val top-10 {logs.get("val_factorized_top_k/top_10_categorical_accuracy", float("nan")):.4f}'
+            f' val top-100 {logs.get("val_" + TOP_100_METRIC, float("nan")):.4f}')
+    print(line, flush=True)
+    logging.info(line)
+
+
+def _parse_fn(raw_spec, keys, defaults):
+  spec = {}
+  for key in keys:
+    if key not in raw_spec:
+      continue
+    feature = raw_spec[key]
+    if isinstance(feature, tf.io.FixedLenFeature) and key in defaults:
+      feature = tf.io.FixedLenFeature(feature.shape, feature.dtype,
+                                      default_value=[defaults[key]])
+    spec[key] = feature
+  return lambda examples: tf.io.parse_example(examples, spec)
+
+
+class TowersExport(tf.Module):
+  """The trained towers behind raw-Example signatures (Transform inside)."""
+
+  def __init__(self, model: retrieval_model.RetrievalModel,
+               tft_output: tft.TFTransformOutput,
+               query_defaults: Mapping[str, object]):
+    super().__init__()
+    self.query_tower = model.query_tower
+    self.candidate_tower = model.candidate_tower
+    self.tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    self._parse_query = _parse_fn(raw_spec, QUERY_RAW_FEATURES,
+                                  query_defaults)
+    self._parse_candidate = _parse_fn(raw_spec, CANDIDATE_RAW_FEATURES, {})
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  def query_embedding(self, examples):
+    transformed = self.tft_layer(self._parse_query(examples))
+    return {'embedding': self.query_tower(transformed)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  def candidate_embedding(self, examples):
+    transformed = self.tft_layer(self._parse_candidate(examples))
+    return {'embedding': self.candidate_tower(transformed)}
+
+
+# Values for user features a query Example lacks: empty strings take the
+# vocabularies' OOV path; the age is ML-100K's mean (33), so a missing age
+# scales to about 0; time 0 only sets the hour/day context to a fixed value.
+QUERY_DEFAULTS = {features.USER_ID: '', features.GENDER: '',
+                  features.OCCUPATION: '', features.ZIP_CODE: '',
+                  features.AGE: 33, features.TIMESTAMP: 0}
+
+
+def train(train_files: List[str], eval_files: List[str],
+          tft_output: tft.TFTransformOutput, hparams: RetrievalHParams
+         ) -> Tuple[retrieval_model.RetrievalModel, Dict[str, float]]:
+  """Fits the model with early stopping on the eval split's top-100.
+
+  Returns:
+    (model with the best epoch's weights, that epoch's eval metrics).
+  """
+  tf.keras.utils.set_random_seed(hparams.seed)
+  spec = tft_output.transformed_feature_spec()
+  movie_columns, counts = movie_table(train_files, spec)
+  logging.info('retrieval: %d movies in training data', len(counts))
+  model = build_model(tft_output, hparams, movie_columns, counts)
+  train_ds = make_dataset(train_files, spec, hparams.batch_size,
+                          shuffle=True, seed=hparams.seed)
+  eval_ds = make_dataset(eval_files, spec, 4096, shuffle=False, seed=0)
+  stop = tf.keras.callbacks.EarlyStopping(
+      monitor='val_' + TOP_100_METRIC, mode='max',
+      patience=hparams.early_stopping_patience, restore_best_weights=True)
+  history = model.fit(train_ds, validation_data=eval_ds,
+                      epochs=hparams.epochs, callbacks=[stop, _EpochLog()],
+                      verbose=0)
+  scores = history.history['val_' + TOP_100_METRIC]
+  best = int(np.argmax(scores))
+  metrics = {k: float(v[best]) for k, v in history.history.items()}
+  metrics['best_epoch'] = best + 1
+  metrics['epochs_run'] = len(scores)
+  return model, metrics
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point: read, build, fit, export."""
+  hparams = RetrievalHParams.from_config(
+      (fn_args.custom_config or {}).get('hparams'))
+  logging.info('retrieval hyper-parameters: %s', hparams)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  model, metrics = train(fn_args.train_files, fn_args.eval_files, tft_output,
+                         hparams)
+  print(f'retrieval: best epoch {metrics["best_epoch"]} of '
+        f'{metrics["epochs_run"]}, val top-100 accuracy '
+        f'{metrics["val_" + TOP_100_METRIC]:.4f}', flush=True)
+  export = TowersExport(model, tft_output, QUERY_DEFAULTS)
+  tf.saved_model.save(
+      export, fn_args.serving_model_dir,
+      signatures={
+          'query_embedding': export.query_embedding,
+          'candidate_embedding': export.candidate_embedding,
+      })
