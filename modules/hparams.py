@@ -23,6 +23,10 @@ class RetrievalHParams:
     normalize: L2-normalise both towers' outputs (cosine scores).
     temperature: logits are divided by it; with normalised embeddings a
       small value sharpens the softmax.
+    candidate_bias: give each movie a learned scalar bias, added to the dot
+      product through an extra dimension (the query's is a constant 1).
+      Normalised embeddings cannot encode popularity in their norm; the
+      bias can, and with the logQ correction it learns it unbiasedly.
     l2: weight decay on the embeddings' rows in use.
     logq_correction: subtract log(sampling probability) of each in-batch
       candidate (popularity correction of the in-batch softmax).
@@ -40,6 +44,7 @@ class RetrievalHParams:
   hidden_units: int = 128
   normalize: bool = True
   temperature: float = 0.05
+  candidate_bias: bool = True
   l2: float = 0.0
   logq_correction: bool = True
   batch_size: int = 512
@@ -62,11 +67,34 @@ class RetrievalHParams:
     values = {}
     for name, value in overrides.items():
       kind = type(getattr(cls(), name))
-      if kind is bool and isinstance(value, str):
-        value = value.strip().lower() in ('1', 'true', 'yes')
-      try:
-        values[name] = kind(value)
-      except (TypeError, ValueError):
-        raise ValueError(f'Hyper-parameter {name}: expected {kind.__name__}, '
-                         f'got {value!r}') from None
+      values[name] = _cast(name, value, kind)
     return dataclasses.replace(cls(), **values)
+
+
+def _cast(name: str, value: Any, kind: type) -> Any:
+  """`value` as `kind`, refusing lossy or ambiguous conversions."""
+  error = ValueError(f'Hyper-parameter {name}: expected {kind.__name__}, '
+                     f'got {value!r}')
+  if kind is bool:
+    if isinstance(value, str):
+      text = value.strip().lower()
+      if text in ('1', 'true', 'yes'):
+        return True
+      if text in ('0', 'false', 'no'):
+        return False
+      raise error
+    if value in (0, 1):
+      return bool(value)
+    raise error
+  if kind is int:
+    try:
+      number = float(value)
+    except (TypeError, ValueError):
+      raise error from None
+    if not number.is_integer():
+      raise error
+    return int(number)
+  try:
+    return kind(value)
+  except (TypeError, ValueError):
+    raise error from None

@@ -9,7 +9,8 @@ bucket) falls back to the content part.
                    z-score), hour of day, day of week  -> [batch, dim]
   candidate tower: movie id, genres (bag), title words (bag), release year
                    (bucket and z-score)                -> [batch, dim]
-  score = dot(query, candidate)   (cosine / temperature when normalised)
+  score = dot(query, candidate)   (cosine / temperature when normalised,
+                                   plus a learned per-movie bias)
 
 Inputs are Transform's outputs (`modules.features.transformed_name` keys):
 int64 [batch] indices, float32 [batch] z-scores, and SparseTensors of
@@ -68,7 +69,8 @@ class BagOfEmbeddings(tf.keras.layers.Layer):
 
   def call(self, ids: tf.SparseTensor) -> tf.Tensor:
     if not isinstance(ids, tf.SparseTensor):
-      ids = tf.sparse.from_dense(ids)
+      # Not tf.sparse.from_dense: it drops id 0, a real vocabulary entry.
+      ids = tf.RaggedTensor.from_tensor(ids).to_sparse()
     ids = tf.SparseTensor(ids.indices, tf.cast(ids.values, tf.int64),
                           ids.dense_shape)
     return tf.nn.safe_embedding_lookup_sparse(self.embeddings, ids, None,
@@ -83,11 +85,14 @@ class Tower(tf.keras.Model):
     vocab_sizes: sizes (incl. OOV buckets) of every categorical and bag.
     categoricals / bags / numerics: raw keys of the tower's other inputs.
     hparams: dimensions and normalisation.
+    extra_dimension: None, 'one' (append a constant 1) or 'bias' (append a
+      learned scalar per id): with one tower of each, the dot product gains
+      a per-candidate bias.
   """
 
   def __init__(self, id_key: str, vocab_sizes: Mapping[str, int],
                categoricals, bags, numerics, hparams: RetrievalHParams,
-               **kwargs):
+               extra_dimension: Optional[str] = None, **kwargs):
     super().__init__(**kwargs)
     self._id_key = id_key
     self._categoricals = tuple(k for k in categoricals if k in vocab_sizes)
@@ -115,6 +120,11 @@ class Tower(tf.keras.Model):
     # collaborative signal is not squeezed through the content MLP.
     self.id_projection = tf.keras.layers.Dense(hparams.embedding_dim,
                                                use_bias=False)
+    self._extra = extra_dimension
+    if extra_dimension == 'bias':
+      self.id_bias = tf.keras.layers.Embedding(
+          vocab_sizes[id_key], 1, embeddings_initializer='zeros',
+          name=f'{id_key}_bias')
 
   def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
     id_vector = self.id_embedding(inputs[_xf(self._id_key)])
@@ -127,16 +137,24 @@ class Tower(tf.keras.Model):
         id_vector)
     if self._normalize:
       output = tf.math.l2_normalize(output, axis=1)
+    if self._extra == 'one':
+      output = tf.concat([output, tf.ones_like(output[:, :1])], axis=1)
+    elif self._extra == 'bias':
+      output = tf.concat(
+          [output, self.id_bias(inputs[_xf(self._id_key)])], axis=1)
     return output
 
 
 def build_towers(vocab_sizes: Mapping[str, int],
                  hparams: RetrievalHParams) -> tuple:
   """(query tower, candidate tower) for the given vocabulary sizes."""
+  bias = hparams.candidate_bias
   query = Tower(features.USER_ID, vocab_sizes, QUERY_CATEGORICALS, (),
-                QUERY_NUMERICS, hparams, name='query_tower')
+                QUERY_NUMERICS, hparams, extra_dimension='one' if bias else None,
+                name='query_tower')
   candidate = Tower(features.MOVIE_ID, vocab_sizes, CANDIDATE_CATEGORICALS,
                     CANDIDATE_BAGS, CANDIDATE_NUMERICS, hparams,
+                    extra_dimension='bias' if bias else None,
                     name='candidate_tower')
   return query, candidate
 

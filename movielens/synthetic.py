@@ -100,7 +100,9 @@ class SyntheticData:
 def synthesize(num_users: int = DEFAULT_USERS,
                num_movies: int = DEFAULT_MOVIES,
                num_ratings: int = DEFAULT_RATINGS,
-               seed: int = 0) -> SyntheticData:
+               seed: int = 0,
+               zipf_exponent: float = ZIPF_EXPONENT,
+               taste_weight: float = TASTE_WEIGHT) -> SyntheticData:
   """Generates users, movies and ratings in memory, deterministically.
 
   Args:
@@ -109,6 +111,10 @@ def synthesize(num_users: int = DEFAULT_USERS,
     num_ratings: number of ratings, from 5 * num_users up to
       num_users * num_movies (no user rates a movie twice).
     seed: seeds `random.Random`.
+    zipf_exponent: steepness of movie popularity (popularity of the movie of
+      rank r is r ** -zipf_exponent); smaller is flatter.
+    taste_weight: how much more likely a user picks a movie of a favourite
+      genre; larger makes personal taste matter more than popularity.
 
   Returns:
     The records and each user's favourite genres.
@@ -126,7 +132,7 @@ def synthesize(num_users: int = DEFAULT_USERS,
   ranks = list(range(1, num_movies + 1))
   rng.shuffle(ranks)
   popularity = {
-      m.movie_id: rank**-ZIPF_EXPONENT for m, rank in zip(movies, ranks)
+      m.movie_id: rank**-zipf_exponent for m, rank in zip(movies, ranks)
   }
   quality = {m.movie_id: rng.gauss(0.0, 0.4) for m in movies}
   per_user = _ratings_per_user(rng, num_users, num_movies, num_ratings)
@@ -137,7 +143,7 @@ def synthesize(num_users: int = DEFAULT_USERS,
     bias = rng.gauss(0.0, 0.3)
     weights = {
         m.movie_id: popularity[m.movie_id] *
-        (TASTE_WEIGHT if liked.intersection(m.genres) else 1.0) for m in movies
+        (taste_weight if liked.intersection(m.genres) else 1.0) for m in movies
     }
     chosen = _weighted_sample(rng, movies, weights, count)
     start, end = _active_window(rng)
@@ -165,12 +171,13 @@ def generate(dest_dir: str,
              num_users: int = DEFAULT_USERS,
              num_movies: int = DEFAULT_MOVIES,
              num_ratings: int = DEFAULT_RATINGS,
-             seed: int = 0) -> Dict[str, int]:
+             seed: int = 0, **shape) -> Dict[str, int]:
   """Writes synthetic u.data, u.item and u.user into `dest_dir`.
 
   Args:
     dest_dir: folder to write into (created if missing; files overwritten).
     num_users / num_movies / num_ratings / seed: as for `synthesize`.
+    **shape: `zipf_exponent` and `taste_weight`, as for `synthesize`.
 
   Returns:
     Counts: {'users': ..., 'movies': ..., 'ratings': ..., 'seed': ...}.
@@ -178,7 +185,7 @@ def generate(dest_dir: str,
   Raises:
     ValueError: the sizes are impossible.
   """
-  data = synthesize(num_users, num_movies, num_ratings, seed)
+  data = synthesize(num_users, num_movies, num_ratings, seed, **shape)
   ml = layout.ML_100K
   os.makedirs(dest_dir, exist_ok=True)
   for file_name, records, formatter in (

@@ -1,10 +1,13 @@
-"""End to end: `runner_local.py` on synthetic data through Transform.
+"""End to end: `runner_local.py` on synthetic data, raw files to a pushed
+retrieval servable.
 
-Checks each artifact through ML Metadata, the cache on a rerun, and that
-data breaking the schema stops the run before Transform.
+Checks each artifact through ML Metadata, the blessing and the pushed
+model's answers, the cache on a rerun, that a failing threshold pushes
+nothing, and that data breaking the schema stops the run before Transform.
 """
 
 import glob
+import json
 import os
 
 import pytest
@@ -24,7 +27,15 @@ from pipeline import configs
 pytestmark = pytest.mark.slow
 
 COMPONENTS = ['MovieLensExampleGen', 'StatisticsGen', 'ImportSchemaGen',
-              'ExampleValidator', 'AnomalyGate', 'Transform']
+              'ExampleValidator', 'AnomalyGate', 'Transform',
+              'RetrievalTrainer', 'RetrievalIndexer', 'RetrievalEvaluator',
+              'RetrievalPusher']
+EPOCHS = '6'
+
+
+def _pushed_versions(output_dir):
+  base = os.path.join(output_dir, 'serving', 'retrieval')
+  return sorted(os.listdir(base)) if os.path.isdir(base) else []
 
 
 def _store(output_dir):
@@ -50,8 +61,12 @@ def _count_records(pattern):
 @pytest.fixture(scope='module')
 def synthetic_data(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('raw'))
-  summary = synthetic.generate(data_dir, num_users=40, num_movies=60,
-                               num_ratings=1200, seed=7)
+  # More movies than the servable's K (100), so recall@100 is not trivial;
+  # flatter popularity and stronger tastes than the defaults, so a model
+  # that learns users' tastes must beat the most-popular baseline.
+  summary = synthetic.generate(data_dir, num_users=150, num_movies=300,
+                               num_ratings=6000, seed=7, zipf_exponent=0.6,
+                               taste_weight=40)
   return data_dir, summary
 
 
@@ -60,7 +75,7 @@ def first_run(synthetic_data, tmp_path_factory):
   data_dir, summary = synthetic_data
   output_dir = str(tmp_path_factory.mktemp('outputs'))
   code = runner_local.main(['--data-dir', data_dir, '--output-dir',
-                            output_dir])
+                            output_dir, '--epochs', EPOCHS])
   return code, output_dir, data_dir, summary
 
 
@@ -69,7 +84,7 @@ def test_pipeline_succeeds_and_writes_every_artifact(first_run):
   assert code == 0
   store = _store(output_dir)
   executions = store.get_executions()
-  assert len(executions) == len(COMPONENTS)
+  assert len(executions) >= len(COMPONENTS)
   assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE
              for e in executions)
 
@@ -133,16 +148,92 @@ def synthetic_genres():
   return layout.ML100K_GENRES
 
 
+def test_retrieval_model_is_blessed_and_pushed(first_run):
+  _, output_dir, _, _ = first_run
+  store = _store(output_dir)
+  blessing = _latest(store, 'ModelBlessing', 'RetrievalEvaluator')
+  assert blessing.custom_properties['blessed'].int_value == 1
+  assert os.path.exists(os.path.join(blessing.uri, 'BLESSED'))
+  evaluation = _latest(store, 'ModelEvaluation', 'RetrievalEvaluator')
+  report = json.load(open(os.path.join(evaluation.uri, 'metrics.json')))
+  model, popularity = report['model']['metrics'], report['popularity'][
+      'metrics']
+  assert model['recall_at_100'] > popularity['recall_at_100']
+  assert report['model']['train_movies_in_top_k'] == 0
+  versions = _pushed_versions(output_dir)
+  assert len(versions) == 1 and versions[0].isdigit()
+  pushed = os.path.join(output_dir, 'serving', 'retrieval', versions[0])
+  # Complete: graph, variables, and nothing left from staging.
+  assert os.path.exists(os.path.join(pushed, 'saved_model.pb'))
+  assert os.path.isdir(os.path.join(pushed, 'variables'))
+  assert not [n for n in os.listdir(os.path.dirname(pushed))
+              if n.startswith('.')]
+
+
+def _ratings_by_user(data_dir):
+  rated = {}
+  with open(os.path.join(data_dir, 'u.data')) as f:
+    for line in f:
+      user, movie, _, _ = line.split('\t')
+      rated.setdefault(user, set()).add(movie)
+  return rated
+
+
+def test_pushed_model_answers_users(first_run):
+  _, output_dir, data_dir, summary = first_run
+  version = _pushed_versions(output_dir)[-1]
+  loaded = tf.saved_model.load(
+      os.path.join(output_dir, 'serving', 'retrieval', version))
+  serve = loaded.signatures['serving_default']
+  rated = _ratings_by_user(data_dir)
+  users = sorted(rated)[:5] + ['no-such-user']
+  answer = serve(user_id=tf.constant(users))
+  ids = answer['movie_ids'].numpy().astype(str)
+  scores = answer['scores'].numpy()
+  assert ids.shape == (6, 100) and scores.shape == (6, 100)
+  assert answer['movie_titles'].dtype == tf.string
+  assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+  for row, user in enumerate(users[:5]):
+    # Never a movie the user rated (train or eval split).
+    assert not set(ids[row]) & rated[user]
+    assert len(set(ids[row])) == 100
+  # The unknown user gets 100 real movies too.
+  assert all(ids[5]) and len(set(ids[5])) == 100
+  catalogue = {line.split('|')[0]: line.split('|')[1] for line in open(
+      os.path.join(data_dir, 'u.item'), encoding='latin-1')}
+  titles = answer['movie_titles'].numpy()
+  assert titles[0][0].decode() == catalogue[ids[0][0]]
+
+
 def test_rerun_with_nothing_changed_reuses_every_component(first_run,
                                                             capsys):
   _, output_dir, data_dir, _ = first_run
+  before = _pushed_versions(output_dir)
   code = runner_local.main(['--data-dir', data_dir, '--output-dir',
-                            output_dir])
+                            output_dir, '--epochs', EPOCHS])
   assert code == 0
   out = capsys.readouterr().out
   for component in COMPONENTS:
     assert f'{component}' in out
-  assert out.count('reused from cache') == len(COMPONENTS), out
+  assert out.count('reused from cache') >= len(COMPONENTS), out
+  assert _pushed_versions(output_dir) == before
+
+
+def test_failing_threshold_blocks_the_push(first_run, capsys):
+  _, output_dir, data_dir, _ = first_run
+  before = _pushed_versions(output_dir)
+  # Demand a recall@100 ten times the popularity baseline's: impossible.
+  code = runner_local.main(['--data-dir', data_dir, '--output-dir',
+                            output_dir, '--epochs', EPOCHS,
+                            '--min-lift-over-popularity', '9'])
+  assert code == 0
+  out = capsys.readouterr().out
+  assert 'RetrievalTrainer       reused from cache' in out
+  assert 'not pushed (not blessed)' in out
+  assert _pushed_versions(output_dir) == before
+  blessing = _latest(_store(output_dir), 'ModelBlessing',
+                     'RetrievalEvaluator')
+  assert blessing.custom_properties['blessed'].int_value == 0
 
 
 def test_data_breaking_the_schema_stops_before_transform(
@@ -162,7 +253,7 @@ def test_data_breaking_the_schema_stops_before_transform(
 
   output_dir = str(tmp_path / 'out')
   code = runner_local.main(['--data-dir', str(broken), '--output-dir',
-                            output_dir])
+                            output_dir, '--epochs', EPOCHS])
   assert code == 1
   err = capsys.readouterr().err
   assert 'occupation' in err and 'astronaut' in err, err

@@ -95,7 +95,9 @@ class Executor(base_executor.BaseExecutor):
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
     started = time.time()
-    top_k = exec_properties.get(spec.TOP_K_KEY) or spec.DEFAULT_TOP_K
+    top_k = exec_properties.get(spec.TOP_K_KEY)
+    if top_k is None:
+      top_k = spec.DEFAULT_TOP_K
     exclude_seen = exec_properties.get(spec.EXCLUDE_SEEN_KEY)
     exclude_seen = True if exclude_seen is None else bool(exclude_seen)
     if top_k < 1:

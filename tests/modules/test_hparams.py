@@ -1,0 +1,95 @@
+"""RetrievalHParams.from_config: defaults, overrides cast to each field's type,
+and clear errors for unknown names and values of the wrong type."""
+
+import dataclasses
+
+import pytest
+
+from modules.hparams import RetrievalHParams
+
+
+def test_defaults_without_overrides():
+  expected = {
+      'embedding_dim': 64, 'id_embedding_dim': 64, 'feature_embedding_dim': 8,
+      'hidden_units': 128, 'normalize': True, 'temperature': 0.05,
+      'candidate_bias': True, 'l2': 0.0,
+      'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
+      'epochs': 30, 'early_stopping_patience': 3, 'top_k': 100, 'seed': 42,
+  }
+
+  assert dataclasses.asdict(RetrievalHParams.from_config()) == expected
+  assert dataclasses.asdict(RetrievalHParams.from_config(None)) == expected
+  assert dataclasses.asdict(RetrievalHParams.from_config({})) == expected
+
+
+def test_overrides_are_cast_to_the_fields_type():
+  hparams = RetrievalHParams.from_config({
+      'epochs': '3', 'normalize': 'false', 'temperature': '0.1',
+      'logq_correction': 'TRUE', 'learning_rate': 1, 'l2': '1e-4'})
+
+  assert hparams.epochs == 3 and type(hparams.epochs) is int
+  assert hparams.normalize is False
+  assert hparams.logq_correction is True
+  assert hparams.temperature == 0.1 and type(hparams.temperature) is float
+  # An int given for a float field becomes a float.
+  assert hparams.learning_rate == 1.0 and type(hparams.learning_rate) is float
+  assert hparams.l2 == pytest.approx(1e-4)
+  # Fields not overridden keep their defaults.
+  assert hparams.batch_size == 512
+  assert hparams.top_k == 100
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('true', True), (' Yes ', True), ('1', True), ('false', False),
+    ('no', False), ('0', False), (True, True), (False, False), (0, False),
+    (1, True)])
+def test_boolean_spellings(value, expected):
+  assert RetrievalHParams.from_config({'normalize': value}).normalize is (
+      expected)
+
+
+def test_overrides_do_not_change_the_defaults_of_other_instances():
+  RetrievalHParams.from_config({'epochs': 1})
+
+  assert RetrievalHParams().epochs == 30
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    RetrievalHParams().epochs = 1  # type: ignore[misc]
+
+
+def test_unknown_key_is_named_in_the_error():
+  with pytest.raises(ValueError) as raised:
+    RetrievalHParams.from_config({'epochs': 2, 'epoch': 3, 'lr': 0.1})
+
+  message = str(raised.value)
+  # Unknown names sorted, then the known ones listed for the reader.
+  assert message.startswith(
+      "Unknown retrieval hyper-parameters ['epoch', 'lr']; known: [")
+  assert "'epochs'" in message and "'learning_rate'" in message
+
+
+@pytest.mark.parametrize('name, value, kind', [
+    ('epochs', 'three', 'int'),
+    ('epochs', None, 'int'),
+    ('epochs', '2.5', 'int'),
+    ('temperature', 'warm', 'float'),
+    ('batch_size', [512], 'int'),
+])
+def test_value_of_the_wrong_type_raises(name, value, kind):
+  with pytest.raises(ValueError) as raised:
+    RetrievalHParams.from_config({name: value})
+
+  assert str(raised.value) == (
+      f'Hyper-parameter {name}: expected {kind}, got {value!r}')
+
+
+@pytest.mark.parametrize('value', ['ture', 'enabled', ''])
+def test_misspelt_boolean_raises(value):
+  with pytest.raises(ValueError, match='normalize'):
+    RetrievalHParams.from_config({'normalize': value})
+
+
+@pytest.mark.parametrize('name, value', [('epochs', 2.5),
+                                         ('hidden_units', 0.5)])
+def test_fractional_value_for_an_int_field_raises(name, value):
+  with pytest.raises(ValueError, match=name):
+    RetrievalHParams.from_config({name: value})

@@ -1,0 +1,361 @@
+"""The two-tower retrieval model from literal Transform-output tensors: tower
+shapes and normalisation, the bag-of-embeddings mean on a hand case, the
+in-batch softmax loss with and without the logQ correction on hand-computed
+2x2 batches, accidental-hit removal, the top-K metrics, and a short fit."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import features, retrieval_model, retrieval_trainer
+from modules.hparams import RetrievalHParams
+
+xf = features.transformed_name
+
+# Tiny vocabularies (OOV bucket included) plus the fixed-size features.
+VOCAB_SIZES = dict(retrieval_model.FIXED_SIZES, **{
+    features.USER_ID: 5, features.MOVIE_ID: 6, features.GENDER: 3,
+    features.OCCUPATION: 4, features.ZIP_PREFIX: 4, features.GENRES: 5,
+    features.TITLE_TOKENS: 7})
+HPARAMS = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                           feature_embedding_dim=2, hidden_units=5,
+                           candidate_bias=False)
+
+
+def _sparse(rows):
+  """int64 SparseTensor [len(rows), longest row] from lists of ids."""
+  return tf.RaggedTensor.from_row_lengths(
+      tf.constant([i for row in rows for i in row], tf.int64),
+      [len(row) for row in rows]).to_sparse()
+
+
+def _batch(users, movies, genders=None, genres=None):
+  """Transform outputs of a batch where row i is users[i] rating movies[i].
+
+  The other features are fixed functions of the ids; the last row's title
+  has no known word (an empty bag).
+  """
+  genres = genres or [[m % 5, (m + 1) % 5] for m in movies]
+  titles = [[m, (m + 2) % 7] for m in movies[:-1]] + [[]]
+  return {
+      xf(features.USER_ID): tf.constant(users, tf.int64),
+      xf(features.GENDER): tf.constant(genders or [u % 3 for u in users],
+                                       tf.int64),
+      xf(features.OCCUPATION): tf.constant([u % 4 for u in users], tf.int64),
+      xf(features.ZIP_PREFIX): tf.constant([(u + 1) % 4 for u in users],
+                                           tf.int64),
+      xf(features.AGE_BUCKET): tf.constant([u % 7 for u in users], tf.int64),
+      xf(features.HOUR_OF_DAY): tf.constant([(5 * u) % 24 for u in users],
+                                            tf.int64),
+      xf(features.DAY_OF_WEEK): tf.constant([u % 7 for u in users], tf.int64),
+      xf(features.AGE): tf.constant([0.5 * u - 1.0 for u in users],
+                                    tf.float32),
+      xf(features.MOVIE_ID): tf.constant(movies, tf.int64),
+      xf(features.RELEASE_YEAR_BUCKET): tf.constant([m % 11 for m in movies],
+                                                    tf.int64),
+      xf(features.GENRES): _sparse(genres),
+      xf(features.TITLE_TOKENS): _sparse(titles),
+      xf(features.RELEASE_YEAR): tf.constant([0.3 * m for m in movies],
+                                             tf.float32),
+      features.MOVIE_ID: tf.constant([f'm{m}' for m in movies]),
+  }
+
+
+def _norms(embeddings):
+  return np.linalg.norm(embeddings.numpy(), axis=1)
+
+
+# ------------------------------------------------------------------- towers
+
+
+def test_towers_embed_a_batch_into_unit_vectors():
+  tf.keras.utils.set_random_seed(0)
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, HPARAMS)
+  batch = _batch(users=[0, 1, 4], movies=[2, 5, 0])
+
+  queries = query(batch)
+  candidates = candidate(batch)
+
+  assert queries.shape == (3, 4)  # [batch, embedding_dim]
+  assert candidates.shape == (3, 4)
+  assert queries.dtype == tf.float32
+  assert _norms(queries) == pytest.approx([1.0, 1.0, 1.0], abs=1e-6)
+  assert _norms(candidates) == pytest.approx([1.0, 1.0, 1.0], abs=1e-6)
+  assert np.all(np.isfinite(candidates.numpy()))
+
+
+def test_towers_without_normalisation_are_not_unit_vectors():
+  tf.keras.utils.set_random_seed(0)
+  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                             feature_embedding_dim=2, hidden_units=0,
+                             normalize=False, candidate_bias=False)
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
+  batch = _batch(users=[0, 1, 4], movies=[2, 5, 0])
+
+  queries, candidates = query(batch), candidate(batch)
+
+  assert queries.shape == (3, 4) and candidates.shape == (3, 4)
+  # Small initial weights: every norm is well below 1.
+  assert np.all(_norms(queries) < 0.9)
+  assert np.all(_norms(candidates) < 0.9)
+  # No hidden layer: only the output Dense in the content MLP.
+  assert len(query.content.layers) == 1
+
+
+def test_candidate_bias_adds_a_learned_per_movie_term_to_the_score():
+  tf.keras.utils.set_random_seed(0)
+  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                             feature_embedding_dim=2, hidden_units=5,
+                             candidate_bias=True)
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
+  batch = _batch(users=[0, 1, 4], movies=[2, 5, 0])
+
+  queries, candidates = query(batch).numpy(), candidate(batch).numpy()
+
+  # One extra dimension: a constant 1 in the query, the movie's bias
+  # (zeros at first) in the candidate; the first 4 stay unit vectors.
+  assert queries.shape == (3, 5) and candidates.shape == (3, 5)
+  np.testing.assert_array_equal(queries[:, 4], [1, 1, 1])
+  np.testing.assert_array_equal(candidates[:, 4], [0, 0, 0])
+  np.testing.assert_allclose(np.linalg.norm(queries[:, :4], axis=1), 1,
+                             atol=1e-6)
+  np.testing.assert_allclose(np.linalg.norm(candidates[:, :4], axis=1), 1,
+                             atol=1e-6)
+  # Biases of movies 0..5; the batch has movies 2, 5, 0 -> 2, 3, 0.5.
+  candidate.id_bias.set_weights([np.array([[0.5], [-1], [2], [0], [0], [3]])])
+  biased = candidate(batch).numpy()
+  np.testing.assert_allclose(biased[:, 4], [2, 3, 0.5])
+  # So q . c = cosine + bias.
+  np.testing.assert_allclose(
+      np.sum(queries * biased, axis=1),
+      np.sum(queries[:, :4] * candidates[:, :4], axis=1) + [2, 3, 0.5],
+      rtol=1e-6)
+
+
+def test_each_tower_reads_its_own_features():
+  tf.keras.utils.set_random_seed(0)
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, HPARAMS)
+  batch = _batch(users=[1, 2], movies=[3, 4], genders=[0, 1])
+  other_gender = _batch(users=[1, 2], movies=[3, 4], genders=[2, 2])
+  other_genres = _batch(users=[1, 2], movies=[3, 4], genders=[0, 1],
+                        genres=[[0], [0]])
+
+  # Gender moves the query, not the candidate; genres the other way round.
+  assert not np.allclose(query(batch), query(other_gender))
+  np.testing.assert_allclose(candidate(batch), candidate(other_gender))
+  assert not np.allclose(candidate(batch), candidate(other_genres))
+  np.testing.assert_allclose(query(batch), query(other_genres))
+  # One id embedding, six categoricals (all sized), no bags in the query
+  # tower; the candidate tower has both bags.
+  assert set(query.embeddings) == set(retrieval_model.QUERY_CATEGORICALS)
+  assert query.bag_embeddings == {}
+  assert set(candidate.bag_embeddings) == {features.GENRES,
+                                           features.TITLE_TOKENS}
+
+
+def test_bag_of_embeddings_is_the_mean_of_its_rows_and_zero_when_empty():
+  bag = retrieval_model.BagOfEmbeddings(vocab_size=4, dim=2)
+  bag(_sparse([[0]]))  # builds the weights
+  bag.set_weights([np.array([[1., 0.], [0., 2.], [3., 3.], [-1., 5.]])])
+
+  result = bag(_sparse([[0, 2], [], [3], [1, 1, 2]]))
+
+  # [0, 2]:    ((1 + 3) / 2, (0 + 3) / 2)          = (2, 1.5)
+  # []:        no ids                              = (0, 0)
+  # [3]:                                           = (-1, 5)
+  # [1, 1, 2]: ((0 + 0 + 3) / 3, (2 + 2 + 3) / 3)  = (1, 7/3)
+  np.testing.assert_allclose(
+      result.numpy(), [[2, 1.5], [0, 0], [-1, 5], [1, 7 / 3]], rtol=1e-6)
+
+
+def test_bag_of_embeddings_keeps_the_batch_when_the_last_rows_are_empty():
+  bag = retrieval_model.BagOfEmbeddings(vocab_size=4, dim=2)
+  bag(_sparse([[0]]))
+  bag.set_weights([np.array([[1., 0.], [0., 2.], [3., 3.], [-1., 5.]])])
+
+  result = bag(_sparse([[1], [], []]))
+
+  assert result.shape == (3, 2)
+  np.testing.assert_allclose(result.numpy(), [[0, 2], [0, 0], [0, 0]])
+
+
+def test_bag_of_embeddings_of_a_dense_tensor_counts_id_zero():
+  bag = retrieval_model.BagOfEmbeddings(vocab_size=4, dim=2)
+  bag(_sparse([[0]]))
+  bag.set_weights([np.array([[1., 0.], [0., 2.], [3., 3.], [-1., 5.]])])
+
+  result = bag(tf.constant([[0, 2], [3, 1]], tf.int64))
+
+  # [0, 2]: (2, 1.5) as above; [3, 1]: ((-1 + 0) / 2, (5 + 2) / 2)
+  np.testing.assert_allclose(result.numpy(), [[2, 1.5], [-0.5, 3.5]])
+
+
+# --------------------------------------------------------------------- loss
+
+
+class _FixedTower(tf.keras.Model):
+  """Looks its output up from a fixed table by one id feature."""
+
+  def __init__(self, key, vectors):
+    super().__init__()
+    self._key = key
+    self._vectors = tf.constant(vectors, tf.float32)
+
+  def call(self, inputs):
+    return tf.gather(self._vectors, inputs[self._key])
+
+
+# Queries and candidates are the unit vectors e0, e1: scores q . c = I.
+FIXED_QUERY = _FixedTower(xf(features.USER_ID), [[1., 0.], [0., 1.]])
+FIXED_CANDIDATE = _FixedTower(xf(features.MOVIE_ID), [[1., 0.], [0., 1.]])
+
+
+def _pair_batch(movie_ids=(b'ma', b'mb')):
+  return {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
+          xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64),
+          features.MOVIE_ID: tf.constant(list(movie_ids))}
+
+
+def _fixed_model(temperature, probability=None, logq_correction=True):
+  hparams = RetrievalHParams(temperature=temperature,
+                             logq_correction=logq_correction)
+  return retrieval_model.RetrievalModel(
+      FIXED_QUERY, FIXED_CANDIDATE, hparams,
+      candidate_probability=probability)
+
+
+def _probability_table():
+  # ma in 2 of 4 training examples, mb in 1, mc in 1:
+  # p(ma) = 1/2, p(mb) = 1/4; an unknown movie gets 1 / 4.
+  return retrieval_trainer.sampling_probability_table(
+      {b'ma': 2, b'mb': 1, b'mc': 1})
+
+
+def test_sampling_probability_table_holds_each_movies_share():
+  table = _probability_table()
+
+  values = table.lookup(tf.constant([b'ma', b'mb', b'mc', b'unknown']))
+
+  np.testing.assert_allclose(values.numpy(), [0.5, 0.25, 0.25, 0.25])
+
+
+def test_in_batch_softmax_loss_of_a_2x2_batch():
+  # scores = I / 1; each row: -log(e^1 / (e^1 + e^0)) = log(1 + e^-1)
+  # loss (summed over the batch) = 2 log(1 + e^-1) = 0.626523
+  loss = _fixed_model(temperature=1.0).compute_loss(_pair_batch())
+
+  assert float(loss) == pytest.approx(2 * math.log(1 + math.exp(-1)))
+  assert float(loss) == pytest.approx(0.626523, abs=1e-6)
+
+
+def test_logq_correction_subtracts_log_probability_after_the_temperature():
+  # scores = I / 0.5 = 2 I; columns corrected by -log p: ma +ln 2, mb +ln 4.
+  #   row 0 (positive ma): [2 + ln 2, ln 4] -> log(1 + 4 / (2 e^2))
+  #                                          = log(1 + 2 e^-2)   = 0.239545
+  #   row 1 (positive mb): [ln 2, 2 + ln 4] -> log(1 + 2 / (4 e^2))
+  #                                          = log(1 + e^-2 / 2) = 0.065476
+  #   loss = 0.305021
+  # Without correction: 2 log(1 + e^-2) = 0.253856.
+  corrected = _fixed_model(0.5, _probability_table()).compute_loss(
+      _pair_batch())
+  plain = _fixed_model(0.5).compute_loss(_pair_batch())
+
+  expected = (math.log(1 + 2 * math.exp(-2)) +
+              math.log(1 + 0.5 * math.exp(-2)))
+  assert float(corrected) == pytest.approx(expected, rel=1e-5)
+  assert float(corrected) == pytest.approx(0.305021, abs=1e-5)
+  assert float(plain) == pytest.approx(2 * math.log(1 + math.exp(-2)),
+                                       rel=1e-5)
+
+
+def test_logq_correction_is_off_when_the_hparam_says_so():
+  model = _fixed_model(0.5, _probability_table(), logq_correction=False)
+
+  # Same as the uncorrected loss above: 2 log(1 + e^-2).
+  assert float(model.compute_loss(_pair_batch())) == pytest.approx(
+      2 * math.log(1 + math.exp(-2)), rel=1e-5)
+
+
+def test_the_same_movie_twice_in_a_batch_is_not_a_negative():
+  # Both rows rated ma: the other column is the same movie, so it is removed
+  # and each row's softmax has only its positive: loss 0 (instead of
+  # 2 log(1 + e^-1) with distinct ids).
+  loss = _fixed_model(1.0).compute_loss(_pair_batch((b'ma', b'ma')))
+
+  assert float(loss) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
+  # 12 candidates m0..m11 with embeddings [i, 1]; every query is [1, 0], so
+  # a query scores candidate i as i and the top 10 are m2..m11.
+  # Two queries: the first rated m0 (rank 12: miss at 10, hit at 100), the
+  # second m11 (rank 1: hit). top-10 accuracy 1/2, top-100 accuracy 1.
+  candidate = _FixedTower(xf(features.MOVIE_ID), [[i, 1.] for i in range(12)])
+  query = _FixedTower(xf(features.USER_ID), [[1., 0.], [1., 0.]])
+  catalogue = tf.data.Dataset.from_tensor_slices({
+      features.MOVIE_ID: tf.constant([f'm{i}' for i in range(12)]),
+      xf(features.MOVIE_ID): tf.range(12, dtype=tf.int64)}).batch(5)
+  model = retrieval_model.RetrievalModel(
+      query, candidate, RetrievalHParams(temperature=1.0),
+      metrics_candidates=catalogue)
+  batch = {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
+           xf(features.MOVIE_ID): tf.constant([0, 11], tf.int64),
+           features.MOVIE_ID: tf.constant([b'm0', b'm11'])}
+
+  # As in Keras' test_step (eagerly, to skip the slow tracing).
+  model.compute_loss(batch, training=False)
+
+  results = {metric.name: float(metric.result()) for metric in model.metrics}
+  assert results == {
+      'factorized_top_k/top_10_categorical_accuracy': pytest.approx(0.5),
+      'factorized_top_k/top_100_categorical_accuracy': pytest.approx(1.0),
+  }
+
+
+def test_training_steps_skip_the_top_k_metrics():
+  candidate = _FixedTower(xf(features.MOVIE_ID), [[1., 0.], [0., 1.]])
+  catalogue = tf.data.Dataset.from_tensor_slices({
+      features.MOVIE_ID: tf.constant([b'ma', b'mb']),
+      xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}).batch(2)
+  model = retrieval_model.RetrievalModel(
+      FIXED_QUERY, candidate, RetrievalHParams(temperature=1.0),
+      metrics_candidates=catalogue)
+
+  model.compute_loss(_pair_batch(), training=True)
+
+  # No update: the accuracy of zero queries is 0.
+  assert [float(metric.result()) for metric in model.metrics] == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_loss_is_finite_and_falls_when_each_user_always_rates_one_movie():
+  tf.keras.utils.set_random_seed(0)
+  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                             feature_embedding_dim=2, hidden_units=5,
+                             temperature=0.1)
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
+  # Users 0..3 each rate movie (user + 1); the movies are equally popular.
+  probability = retrieval_trainer.sampling_probability_table(
+      {b'm1': 1, b'm2': 1, b'm3': 1, b'm4': 1})
+  model = retrieval_model.RetrievalModel(query, candidate, hparams,
+                                         candidate_probability=probability)
+  # Eagerly: tracing the train step would cost more than the 30 steps.
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05), run_eagerly=True)
+  batch = _batch(users=[0, 1, 2, 3], movies=[1, 2, 3, 4])
+
+  history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=30,
+                      verbose=0)
+
+  losses = history.history['loss']
+  assert len(losses) == 30
+  assert np.all(np.isfinite(losses))
+  # Chance level, all 4 in-batch scores equal, is 4 ln 4 = 5.545 (summed over
+  # the batch; the uniform -log p = ln 4 shifts every logit alike and cancels
+  # in the softmax). Random towers start near it, training ends far below.
+  assert losses[0] > 0.5 * 4 * math.log(4)
+  assert losses[-1] < 0.1 * 4 * math.log(4)
+  assert losses[-1] < 0.25 * losses[0]
