@@ -43,7 +43,7 @@ class RetrievalHParams:
   feature_embedding_dim: int = 8
   hidden_units: int = 128
   normalize: bool = True
-  temperature: float = 0.05
+  temperature: float = 0.1
   candidate_bias: bool = True
   l2: float = 0.0
   logq_correction: bool = True

@@ -11,7 +11,7 @@ from modules.hparams import RetrievalHParams
 def test_defaults_without_overrides():
   expected = {
       'embedding_dim': 64, 'id_embedding_dim': 64, 'feature_embedding_dim': 8,
-      'hidden_units': 128, 'normalize': True, 'temperature': 0.05,
+      'hidden_units': 128, 'normalize': True, 'temperature': 0.1,
       'candidate_bias': True, 'l2': 0.0,
       'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
       'epochs': 30, 'early_stopping_patience': 3, 'top_k': 100, 'seed': 42,
@@ -24,13 +24,13 @@ def test_defaults_without_overrides():
 
 def test_overrides_are_cast_to_the_fields_type():
   hparams = RetrievalHParams.from_config({
-      'epochs': '3', 'normalize': 'false', 'temperature': '0.1',
+      'epochs': '3', 'normalize': 'false', 'temperature': '0.25',
       'logq_correction': 'TRUE', 'learning_rate': 1, 'l2': '1e-4'})
 
   assert hparams.epochs == 3 and type(hparams.epochs) is int
   assert hparams.normalize is False
   assert hparams.logq_correction is True
-  assert hparams.temperature == 0.1 and type(hparams.temperature) is float
+  assert hparams.temperature == 0.25 and type(hparams.temperature) is float
   # An int given for a float field becomes a float.
   assert hparams.learning_rate == 1.0 and type(hparams.learning_rate) is float
   assert hparams.l2 == pytest.approx(1e-4)
