@@ -27,7 +27,6 @@ class RetrievalHParams:
       product through an extra dimension (the query's is a constant 1).
       Normalised embeddings cannot encode popularity in their norm; the
       bias can, and with the logQ correction it learns it unbiasedly.
-    l2: weight decay on the embeddings' rows in use.
     logq_correction: subtract log(sampling probability) of each in-batch
       candidate (popularity correction of the in-batch softmax).
     batch_size: training batch, also the number of in-batch negatives.
@@ -35,7 +34,6 @@ class RetrievalHParams:
     epochs: maximum epochs; early stopping may end training sooner.
     early_stopping_patience: epochs without improvement of the eval split's
       top-100 accuracy before training stops (best weights restored).
-    top_k: candidates the exported servable returns per user.
     seed: for weight initialisation and shuffling.
   """
   embedding_dim: int = 64
@@ -45,13 +43,11 @@ class RetrievalHParams:
   normalize: bool = True
   temperature: float = 0.1
   candidate_bias: bool = True
-  l2: float = 0.0
   logq_correction: bool = True
   batch_size: int = 512
   learning_rate: float = 0.003
   epochs: int = 30
   early_stopping_patience: int = 3
-  top_k: int = 100
   seed: int = 42
 
   @classmethod

@@ -12,9 +12,9 @@ def test_defaults_without_overrides():
   expected = {
       'embedding_dim': 64, 'id_embedding_dim': 64, 'feature_embedding_dim': 8,
       'hidden_units': 128, 'normalize': True, 'temperature': 0.1,
-      'candidate_bias': True, 'l2': 0.0,
+      'candidate_bias': True,
       'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
-      'epochs': 30, 'early_stopping_patience': 3, 'top_k': 100, 'seed': 42,
+      'epochs': 30, 'early_stopping_patience': 3, 'seed': 42,
   }
 
   assert dataclasses.asdict(RetrievalHParams.from_config()) == expected
@@ -25,7 +25,7 @@ def test_defaults_without_overrides():
 def test_overrides_are_cast_to_the_fields_type():
   hparams = RetrievalHParams.from_config({
       'epochs': '3', 'normalize': 'false', 'temperature': '0.25',
-      'logq_correction': 'TRUE', 'learning_rate': 1, 'l2': '1e-4'})
+      'logq_correction': 'TRUE', 'learning_rate': 1})
 
   assert hparams.epochs == 3 and type(hparams.epochs) is int
   assert hparams.normalize is False
@@ -33,10 +33,9 @@ def test_overrides_are_cast_to_the_fields_type():
   assert hparams.temperature == 0.25 and type(hparams.temperature) is float
   # An int given for a float field becomes a float.
   assert hparams.learning_rate == 1.0 and type(hparams.learning_rate) is float
-  assert hparams.l2 == pytest.approx(1e-4)
   # Fields not overridden keep their defaults.
   assert hparams.batch_size == 512
-  assert hparams.top_k == 100
+  assert hparams.embedding_dim == 64
 
 
 @pytest.mark.parametrize('value, expected', [
