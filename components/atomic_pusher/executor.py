@@ -7,6 +7,12 @@ folder beside the destination (TF Serving ignores names that are not
 integers), and the finished version folder is then renamed into place:
 a rename within one local filesystem is atomic. On object stores (gs://),
 where a folder rename is a copy, it falls back to the stock behaviour.
+
+Pushing is also idempotent: when the newest version already holds the same
+SavedModel (same `fingerprint.pb`, which TensorFlow writes from the graph
+and variables' checksums), no duplicate version is created. That happens on
+a rerun with nothing changed: the evaluator reruns because its baseline
+(the latest blessed model) is now this very model, and blesses it again.
 """
 
 import os
@@ -19,7 +25,7 @@ from tfx import types
 from tfx.components.pusher import executor as pusher_executor
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 
 _PUSHED_DESTINATION_KEY = 'pushed_destination'
 _PUSHED_VERSION_KEY = 'pushed_version'
@@ -27,6 +33,21 @@ _PUSHED_VERSION_KEY = 'pushed_version'
 
 def _is_local(path: str) -> bool:
   return '://' not in path
+
+
+def _fingerprint(model_dir: str) -> bytes:
+  path = os.path.join(model_dir, 'fingerprint.pb')
+  if not os.path.exists(path):
+    return b''
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def newest_version(base: str) -> str:
+  """The largest integer folder name under base, or '' when none."""
+  versions = [n for n in os.listdir(base) if n.isdigit()] if os.path.isdir(
+      base) else []
+  return max(versions, key=int) if versions else ''
 
 
 class Executor(pusher_executor.Executor):
@@ -46,6 +67,8 @@ class Executor(pusher_executor.Executor):
       return
 
     os.makedirs(base, exist_ok=True)
+    if self._already_pushed(input_dict, output_dict, base):
+      return
     staging = tempfile.mkdtemp(prefix='.push-', dir=base)
     try:
       staged = pusher_pb2.PushDestination()
@@ -70,3 +93,22 @@ class Executor(pusher_executor.Executor):
       logging.info('Model pushed atomically to %s', final)
     finally:
       shutil.rmtree(staging, ignore_errors=True)
+
+  def _already_pushed(self, input_dict, output_dict, base: str) -> bool:
+    """Marks the push done when the newest version is this very model."""
+    if not self.CheckBlessing(input_dict):
+      return False
+    model_path = self.GetModelPath(input_dict)
+    version = newest_version(base)
+    fingerprint = _fingerprint(model_path)
+    if not version or not fingerprint or fingerprint != _fingerprint(
+        os.path.join(base, version)):
+      return False
+    model_push = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+    io_utils.copy_dir(model_path, model_push.uri)
+    self._MarkPushed(model_push, pushed_destination=os.path.join(
+        base, version), pushed_version=version)
+    logging.info('Model already serving as %s; no new version pushed.',
+                 os.path.join(base, version))
+    return True

@@ -26,12 +26,15 @@ def fixed_clock(monkeypatch):
                       pytypes.SimpleNamespace(time=lambda: VERSION + 0.75))
 
 
-def _model(tmp_path):
+def _model(tmp_path, fingerprint=None):
   """A Trainer model artifact: <uri>/Format-Serving with a SavedModel."""
   model = standard_artifacts.Model()
   model.uri = str(tmp_path / 'model')
   serving = os.path.join(model.uri, 'Format-Serving')
-  os.makedirs(os.path.join(serving, 'variables'))
+  os.makedirs(os.path.join(serving, 'variables'), exist_ok=True)
+  if fingerprint is not None:
+    with open(os.path.join(serving, 'fingerprint.pb'), 'wb') as f:
+      f.write(fingerprint)
   with open(os.path.join(serving, 'saved_model.pb'), 'wb') as f:
     f.write(SAVED_MODEL)
   with open(os.path.join(serving, 'variables', 'variables.index'), 'wb') as f:
@@ -43,21 +46,21 @@ def _blessing(tmp_path, blessed):
   """As the Evaluator writes it: the custom property and a marker file."""
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = str(tmp_path / 'blessing')
-  os.makedirs(blessing.uri)
+  os.makedirs(blessing.uri, exist_ok=True)
   marker = 'BLESSED' if blessed else 'NOT_BLESSED'
   open(os.path.join(blessing.uri, marker), 'w').close()
   blessing.set_int_custom_property('blessed', int(blessed))
   return blessing
 
 
-def _push(tmp_path, base, blessed=True):
+def _push(tmp_path, base, blessed=True, fingerprint=None, name='pushed'):
   pushed = standard_artifacts.PushedModel()
-  pushed.uri = str(tmp_path / 'pushed_model')
+  pushed.uri = str(tmp_path / name)
   destination = pusher_pb2.PushDestination(
       filesystem=pusher_pb2.PushDestination.Filesystem(
           base_directory=str(base)))
   executor.Executor().Do(
-      {standard_component_specs.MODEL_KEY: [_model(tmp_path)],
+      {standard_component_specs.MODEL_KEY: [_model(tmp_path, fingerprint)],
        standard_component_specs.MODEL_BLESSING_KEY: [
            _blessing(tmp_path, blessed)]},
       {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
@@ -87,6 +90,26 @@ def test_blessed_model_is_pushed_into_a_version_folder(tmp_path, fixed_clock):
   assert pushed.get_string_custom_property('pushed_version') == str(VERSION)
   # The stock Pusher's archive copy in the artifact's own uri is kept.
   assert _read(os.path.join(pushed.uri, 'saved_model.pb')) == SAVED_MODEL
+
+
+def test_the_same_model_is_not_pushed_twice(tmp_path, monkeypatch):
+  base = tmp_path / 'serving'
+  clock = iter([VERSION + 0.5, VERSION + 60.5, VERSION + 120.5])
+  monkeypatch.setattr(pusher_executor, 'time',
+                      pytypes.SimpleNamespace(time=lambda: next(clock)))
+
+  _push(tmp_path, base, fingerprint=b'model A')
+  again = _push(tmp_path, base, fingerprint=b'model A', name='again')
+
+  # Same SavedModel fingerprint: no second version, the push points at the
+  # version already serving.
+  assert os.listdir(base) == [str(VERSION)]
+  assert again.get_int_custom_property('pushed') == 1
+  assert again.get_string_custom_property('pushed_version') == str(VERSION)
+
+  _push(tmp_path, base, fingerprint=b'model B', name='other')
+  # A different model is a new version.
+  assert sorted(os.listdir(base)) == [str(VERSION), str(VERSION + 60)]
 
 
 def test_version_is_the_current_unix_time(tmp_path):
