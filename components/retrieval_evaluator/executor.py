@@ -340,8 +340,13 @@ def rank_with_servable(signature: Any, users: Sequence[str], depth: int,
           f'metric_names whose depths are at most {k}.')
     if spec.SCORES_OUTPUT in outputs:
       scores = outputs[spec.SCORES_OUTPUT].numpy()[:, :depth]
-      unsorted_rows += int(np.sum(np.any(
-          np.diff(scores, axis=1) > _SCORE_ORDER_TOLERANCE, axis=1)))
+      # Padding slots score -inf (and -inf - -inf is NaN): compare only
+      # finite neighbours.
+      finite = np.isfinite(scores)
+      with np.errstate(invalid='ignore'):
+        rises = np.diff(scores, axis=1) > _SCORE_ORDER_TOLERANCE
+      rises &= finite[:, 1:] & finite[:, :-1]
+      unsorted_rows += int(np.sum(np.any(rises, axis=1)))
     for user, row in zip(batch, movie_ids[:, :depth]):
       # Empty ids would be padding; they are never relevant.
       rankings[user] = [movie.decode('utf-8') for movie in row if movie]
