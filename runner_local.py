@@ -45,6 +45,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
       help='maximum training epochs of the retrieval model (early stopping '
       'may end sooner); default from modules/hparams.py')
   parser.add_argument(
+      '--hparam', action='append', default=[], metavar='NAME=VALUE',
+      help='override a retrieval hyper-parameter of modules/hparams.py '
+      '(repeatable), e.g. --hparam temperature=0.2')
+  parser.add_argument(
       '--top-k', type=int, default=configs.RETRIEVAL_TOP_K,
       help='movies the retrieval servable returns per user')
   parser.add_argument(
@@ -72,6 +76,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.error('--epochs must be at least 1')
   if args.top_k < 1:
     parser.error('--top-k must be at least 1')
+  args.hparams = {}
+  for item in args.hparam:
+    name, sep, value = item.partition('=')
+    if not sep or not name:
+      parser.error(f'--hparam takes NAME=VALUE, got {item!r}')
+    args.hparams[name.strip()] = value.strip()
+  if args.epochs is not None:
+    args.hparams['epochs'] = args.epochs
+  from modules.hparams import RetrievalHParams  # No TensorFlow import.
+  try:
+    RetrievalHParams.from_config(args.hparams)
+  except ValueError as e:
+    parser.error(str(e))
   return args
 
 
@@ -123,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       retrieval_run_fn=configs.RETRIEVAL_RUN_FN,
       serving_dir=configs.serving_dir(output_dir),
       eval_fraction=args.eval_fraction,
-      retrieval_hparams=({'epochs': args.epochs} if args.epochs else {}),
+      retrieval_hparams=args.hparams,
       retrieval_top_k=args.top_k,
       exclude_seen=not args.no_exclude_seen,
       min_lift_over_popularity=args.min_lift_over_popularity,

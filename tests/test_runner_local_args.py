@@ -1,0 +1,37 @@
+"""runner_local's flags: hyper-parameter overrides are validated before any
+pipeline work, and reach the Trainer's custom config."""
+
+import pytest
+
+import runner_local
+
+
+def test_hparam_overrides_and_epochs_are_collected():
+  args = runner_local.parse_args(['--hparam', 'temperature=0.2', '--hparam',
+                                  'normalize=false', '--epochs', '4'])
+  assert args.hparams == {'temperature': '0.2', 'normalize': 'false',
+                          'epochs': 4}
+
+
+def test_no_overrides_by_default():
+  assert runner_local.parse_args([]).hparams == {}
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('temprature=0.2', 'Unknown retrieval hyper-parameters'),
+    ('epochs=2.5', 'expected int'),
+    ('temperature', 'NAME=VALUE'),
+])
+def test_bad_overrides_stop_before_the_pipeline(flag, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    runner_local.parse_args(['--hparam', flag])
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv', [['--epochs', '0'], ['--top-k', '0'],
+                                  ['--eval-fraction', '1.5'],
+                                  ['--beam-workers', '0']])
+def test_out_of_range_flags_are_refused(argv):
+  with pytest.raises(SystemExit):
+    runner_local.parse_args(argv)
