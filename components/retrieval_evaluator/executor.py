@@ -18,13 +18,13 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
+from components import examples_io
 from components.retrieval_evaluator import blessing, metrics, spec
 from modules import features
 
 # Users per call of the serving signature.
 SERVING_BATCH_SIZE = 256
 # Serialized examples parsed per step when reading the ratings.
-_READ_BATCH_SIZE = 8192
 # Slack when checking that scores are sorted best first.
 _SCORE_ORDER_TOLERANCE = 1e-6
 
@@ -183,75 +183,23 @@ def _optional_single(
   return artifacts[0]
 
 
-def split_files(artifact: types.Artifact, split: str) -> List[str]:
-  """The gzipped TFRecord files of one split of an Examples artifact.
-
-  Raises:
-    ValueError: the artifact has no such split.
-    FileNotFoundError: the split's directory holds no .gz file.
-  """
-  splits = artifact_utils.decode_split_names(artifact.split_names)
-  if split not in splits:
-    raise ValueError(
-        f'Examples at {artifact.uri} have splits {splits}, not {split!r}. '
-        "RetrievalEvaluator reads 'train' and 'eval' from `examples` and "
-        "'catalog' from `movies`, as MovieLensExampleGen writes them.")
-  pattern = os.path.join(artifact_utils.get_split_uri([artifact], split),
-                         '*.gz')
-  files = sorted(fileio.glob(pattern))
-  if not files:
-    raise FileNotFoundError(f'No examples for split {split!r}: nothing '
-                            f'matches {pattern}.')
-  return files
-
-
-def read_string_features(
-    artifact: types.Artifact, split: str,
-    keys: Sequence[str]) -> Dict[str, List[str]]:
-  """Reads single-valued string features of every example of a split.
-
-  Returns:
-    key -> one decoded value per example, in file order.
-
-  Raises:
-    ValueError: an example lacks one of `keys` or has several values.
-  """
-  files = split_files(artifact, split)
-  feature_spec = {key: tf.io.FixedLenFeature([], tf.string) for key in keys}
-  dataset = (
-      tf.data.TFRecordDataset(files, compression_type='GZIP')
-      .batch(_READ_BATCH_SIZE)
-      .map(lambda records: tf.io.parse_example(records, feature_spec)))
-  columns = {key: [] for key in keys}
-  try:
-    for batch in dataset.as_numpy_iterator():
-      for key in keys:
-        columns[key].extend(value.decode('utf-8') for value in batch[key])
-  except tf.errors.InvalidArgumentError as error:
-    raise ValueError(
-        f'Cannot read features {list(keys)} from split {split!r} of '
-        f'{artifact.uri}: every example needs exactly one bytes value of '
-        f'each. TensorFlow said: {error.message}') from error
-  return columns
-
-
 def load_evaluation_data(examples: types.Artifact,
                          movies: types.Artifact) -> EvaluationData:
   """Reads the train and eval ratings and the catalogue."""
   keys = (features.USER_ID, features.MOVIE_ID)
-  train = read_string_features(examples, spec.TRAIN_SPLIT, keys)
+  train = examples_io.read_string_features(examples, spec.TRAIN_SPLIT, keys)
   seen = collections.defaultdict(set)
   for user, movie in zip(train[features.USER_ID], train[features.MOVIE_ID]):
     seen[user].add(movie)
   train_counts = collections.Counter(train[features.MOVIE_ID])
 
-  evaluation = read_string_features(examples, spec.EVAL_SPLIT, keys)
+  evaluation = examples_io.read_string_features(examples, spec.EVAL_SPLIT, keys)
   relevant = collections.defaultdict(set)
   for user, movie in zip(evaluation[features.USER_ID],
                          evaluation[features.MOVIE_ID]):
     relevant[user].add(movie)
 
-  catalog = read_string_features(movies, spec.CATALOG_SPLIT,
+  catalog = examples_io.read_string_features(movies, spec.CATALOG_SPLIT,
                                  (features.MOVIE_ID,))[features.MOVIE_ID]
   return EvaluationData(
       relevant=dict(relevant), seen=dict(seen), train_counts=train_counts,

@@ -1,7 +1,6 @@
 """Executor of RetrievalIndexer: reads history and catalogue, embeds the
 catalogue with the candidate tower, saves the servable."""
 
-import os
 import time
 from typing import Any, Dict, List, Tuple
 
@@ -9,20 +8,12 @@ from absl import logging
 import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_executor
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import examples_io
 from components.retrieval_indexer import spec
 from modules import features, retrieval_export
-
-
-def _records(examples: types.Artifact, split: str) -> tf.data.Dataset:
-  uri = artifact_utils.get_split_uri([examples], split)
-  files = sorted(fileio.glob(os.path.join(uri, '*')))
-  if not files:
-    raise ValueError(f'No examples in {uri}')
-  return tf.data.TFRecordDataset(files, 'GZIP')
 
 
 def _value(example: tf.train.Example, key: str):
@@ -38,7 +29,7 @@ def read_catalogue(movies: types.Artifact) -> Tuple[List[bytes], List[bytes],
                                                     List[bytes]]:
   """(serialized examples, ids, titles) of every movie in the catalogue."""
   serialized, ids, titles = [], [], []
-  for record in _records(movies, 'catalog').as_numpy_iterator():
+  for record in examples_io.records(movies, 'catalog').as_numpy_iterator():
     example = tf.train.Example.FromString(record)
     serialized.append(record)
     ids.append(_value(example, features.MOVIE_ID))
@@ -48,12 +39,15 @@ def read_catalogue(movies: types.Artifact) -> Tuple[List[bytes], List[bytes],
 
 def _seen(ratings: types.Artifact, split: str, movie_rows: Dict[bytes, int]
          ) -> Dict[bytes, List[int]]:
+  """User id -> catalogue rows of the movies they rated in `split`."""
+  columns = examples_io.read_string_features(
+      ratings, split, (features.USER_ID, features.MOVIE_ID))
   seen: Dict[bytes, List[int]] = {}
-  for record in _records(ratings, split).as_numpy_iterator():
-    example = tf.train.Example.FromString(record)
-    movie = movie_rows.get(_value(example, features.MOVIE_ID))
-    if movie is not None:
-      seen.setdefault(_value(example, features.USER_ID), []).append(movie)
+  for user, movie in zip(columns[features.USER_ID],
+                         columns[features.MOVIE_ID]):
+    row = movie_rows.get(movie.encode('utf-8'))
+    if row is not None:
+      seen.setdefault(user.encode('utf-8'), []).append(row)
   return seen
 
 
@@ -68,7 +62,7 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int]
   """
   latest: Dict[bytes, Tuple[int, Dict[str, object]]] = {}
   seen: Dict[bytes, List[int]] = {}
-  for record in _records(ratings, 'train').as_numpy_iterator():
+  for record in examples_io.records(ratings, 'train').as_numpy_iterator():
     example = tf.train.Example.FromString(record)
     user_id = _value(example, features.USER_ID)
     movie_id = _value(example, features.MOVIE_ID)
