@@ -11,6 +11,7 @@ from components.atomic_pusher import AtomicPusher
 from components.movielens_example_gen import MovieLensExampleGen
 from components.retrieval_evaluator import RetrievalEvaluator
 from components.retrieval_indexer import RetrievalIndexer
+from pipeline import trainers
 
 
 def create_pipeline(
@@ -31,6 +32,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
+    vertex_training: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the MovieLens recommender pipeline.
 
@@ -56,6 +58,9 @@ def create_pipeline(
       Transform (e.g. DirectRunner workers, or Dataflow settings).
     metadata_connection_config: ML Metadata store; None lets the
       orchestrator decide (Kubeflow/Vertex bring their own).
+    vertex_training: None trains in place; otherwise every Trainer runs as
+      a Vertex AI Training job with these settings
+      (`pipeline.trainers.make_trainer`).
 
   Returns:
     The pipeline, ready for any TFX runner.
@@ -89,13 +94,13 @@ def create_pipeline(
   transform.add_upstream_node(anomaly_gate)
 
   # Trains the two-tower retrieval model; exports the towers.
-  retrieval_trainer = tfx.components.Trainer(
-      run_fn=retrieval_run_fn,
+  retrieval_trainer = trainers.make_trainer(
+      'RetrievalTrainer', retrieval_run_fn,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=schema_gen.outputs['schema'],
       custom_config={'hparams': dict(retrieval_hparams or {})},
-  ).with_id('RetrievalTrainer')
+      vertex_training=vertex_training)
 
   # Indexes the whole catalogue: the TF Serving-ready retrieval servable.
   retrieval_indexer = RetrievalIndexer(
