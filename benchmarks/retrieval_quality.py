@@ -296,7 +296,8 @@ def latest_pushed_model(output_dir: str) -> str:
 
 
 def run_pipeline(protocol: str, train_dir: str, output_dir: str,
-                 epochs: Optional[int]) -> str:
+                 epochs: Optional[int], hparams: Sequence[str] = (),
+                 eval_fraction: Optional[float] = None) -> str:
   """Trains through `runner_local.py` in a subprocess; returns the model dir.
 
   The output folder is emptied first, so a model pushed by an earlier run
@@ -307,6 +308,10 @@ def run_pipeline(protocol: str, train_dir: str, output_dir: str,
              '--output-dir', output_dir]
   if epochs is not None:
     command += ['--epochs', str(epochs)]
+  for hparam in hparams:
+    command += ['--hparam', hparam]
+  if eval_fraction is not None:
+    command += ['--eval-fraction', str(eval_fraction)]
   if not protocols.EXCLUDE_SEEN[protocol]:
     command.append(NO_EXCLUDE_SEEN_FLAG)
   print(f'[{protocol}] running: {" ".join(command)}', flush=True)
@@ -345,14 +350,17 @@ def served_recommendations(model_dir: str, user_ids: Sequence[str],
 
 def score_pipeline_model(protocol: str, split: protocols.Split,
                          data_dir: str, work_dir: str,
-                         epochs: Optional[int]) -> Dict[str, Any]:
+                         epochs: Optional[int],
+                         hparams: Sequence[str] = (),
+                         eval_fraction: Optional[float] = None
+                        ) -> Dict[str, Any]:
   """Writes the train folder, runs the pipeline, scores the served model."""
   start = time.monotonic()
   train_dir = protocols.write_train_folder(
       split.train, data_dir, os.path.join(work_dir, protocol, 'data'))
   model_dir = run_pipeline(protocol, train_dir,
                            os.path.join(work_dir, protocol, 'pipeline'),
-                           epochs)
+                           epochs, hparams, eval_fraction)
   train_seconds = time.monotonic() - start
   _progress(protocol, 'pipeline', train_seconds, model_dir)
 
@@ -366,6 +374,8 @@ def score_pipeline_model(protocol: str, split: protocols.Split,
   result.update({
       'model_dir': model_dir,
       'epochs': epochs,
+      'hparams': list(hparams),
+      'eval_fraction': eval_fraction,
       'runner_flags': ([] if protocols.EXCLUDE_SEEN[protocol]
                        else [NO_EXCLUDE_SEEN_FLAG]),
       'seconds': {'pipeline': round(train_seconds, 1),
@@ -382,7 +392,9 @@ def score_pipeline_model(protocol: str, split: protocols.Split,
 def run_protocol(protocol: str, dataset: protocols.Dataset, data_dir: str,
                  work_dir: str, seed: int, epochs: Optional[int],
                  skip_pipeline: bool,
-                 ease_l2: Optional[float]) -> Dict[str, Any]:
+                 ease_l2: Optional[float],
+                 hparams: Sequence[str] = (),
+                 eval_fraction: Optional[float] = None) -> Dict[str, Any]:
   """Every figure of one protocol, as a JSON-ready dict."""
   start = time.monotonic()
   split = protocols.split(protocol, dataset.ratings, seed)
@@ -396,7 +408,8 @@ def run_protocol(protocol: str, dataset: protocols.Dataset, data_dir: str,
   else:
     try:
       results['retrieval_model'] = score_pipeline_model(
-          protocol, split, data_dir, work_dir, epochs)
+          protocol, split, data_dir, work_dir, epochs, hparams,
+          eval_fraction)
       results['retrieval_model']['status'] = 'ok'
     except (RuntimeError, ValueError, OSError) as e:
       print(f'[{protocol}] retrieval model FAILED: {e}', file=sys.stderr,
@@ -518,6 +531,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument('--epochs', type=int, default=None,
                       help="passed to runner_local.py (default: the "
                       "runner's own)")
+  parser.add_argument('--hparam', action='append', default=[],
+                      metavar='NAME=VALUE',
+                      help='passed to runner_local.py (repeatable): a '
+                      'retrieval hyper-parameter override')
+  parser.add_argument('--eval-fraction', type=float, default=None,
+                      help="passed to runner_local.py: share of each user's "
+                      'newest training ratings the pipeline holds out for '
+                      "its own evaluation (default: the runner's own)")
   parser.add_argument('--skip-pipeline', action='store_true',
                       help='baselines only: do not train the pipeline model')
   parser.add_argument('--seed', type=int, default=protocols.DEFAULT_SEED,
@@ -561,7 +582,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                'users': len(dataset.user_ids),
                'movies': len(dataset.movie_ids)},
       'config': {'protocols': args.protocols, 'seed': args.seed,
-                 'epochs': args.epochs, 'skip_pipeline': args.skip_pipeline,
+                 'epochs': args.epochs, 'hparams': args.hparam,
+                 'eval_fraction': args.eval_fraction,
+                 'skip_pipeline': args.skip_pipeline,
                  'ease_l2': args.ease_l2, 'output': args.output},
       'protocols': {},
   }
@@ -569,7 +592,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report['protocols'][protocol] = run_protocol(
         protocol, dataset, os.path.abspath(args.data_dir),
         os.path.abspath(args.work_dir), args.seed, args.epochs,
-        args.skip_pipeline, args.ease_l2)
+        args.skip_pipeline, args.ease_l2, args.hparam, args.eval_fraction)
   report['seconds'] = round(time.monotonic() - start, 1)
 
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -160,37 +160,65 @@ def build_towers(vocab_sizes: Mapping[str, int],
 
 
 class RetrievalModel(tfrs.Model):
-  """Two towers and a retrieval task with in-batch softmax.
+  """Two towers and a retrieval task: softmax over the catalogue or the batch.
 
-  The loss is the softmax over the batch's candidates (every other movie in
-  the batch is a negative). In-batch negatives are drawn in proportion to
-  popularity, which over-penalises popular movies; with `logq_correction`
-  each candidate's logit is corrected by -log(its sampling probability)
-  (Yi et al., 2019). Accidental hits (the same movie twice in a batch) are
-  removed from the negatives.
+  `negatives='catalogue'` (the default): each example's softmax runs over
+  every movie of the training data, embedded by the candidate tower with the
+  current weights at each step. This is the exact objective (rank the
+  positive above the whole catalogue), with no sampling bias to correct; it
+  costs one candidate-tower pass over the catalogue per step, which is
+  cheap up to tens of thousands of movies.
+
+  `negatives='in_batch'`: the softmax runs over the batch's candidates (every
+  other movie in the batch is a negative). In-batch negatives are drawn in
+  proportion to popularity, which over-penalises popular movies; with
+  `logq_correction` each candidate's logit is corrected by -log(its sampling
+  probability) (Yi et al., 2019). Accidental hits (the same movie twice in a
+  batch) are removed from the negatives. It scales to any catalogue.
+
+  In evaluation (not training) the model also updates the top-K accuracy
+  metrics over `metrics_candidates`.
   """
 
   def __init__(self, query_tower: tf.keras.Model,
                candidate_tower: tf.keras.Model, hparams: RetrievalHParams,
                candidate_probability: Optional[tf.lookup.StaticHashTable] =
                None,
-               metrics_candidates: Optional[tf.data.Dataset] = None):
+               metrics_candidates: Optional[tf.data.Dataset] = None,
+               catalogue: Optional[Mapping[str, tf.Tensor]] = None):
     """Builds the model.
 
     Args:
       query_tower / candidate_tower: from `build_towers`.
-      hparams: temperature and correction settings.
+      hparams: temperature, negatives and correction settings.
       candidate_probability: movie id (raw string) -> sampling probability,
-        for the logQ correction; None disables it.
+        for the logQ correction of in-batch negatives; None disables it.
       metrics_candidates: batched dataset of candidate-feature dicts (one
         row per movie), for the top-K accuracy metrics computed in
         evaluation (not training).
+      catalogue: candidate-feature dict with one row per movie (multivalent
+        features as SparseTensors, raw ids under `features.MOVIE_ID`); the
+        negatives when `hparams.negatives == 'catalogue'`.
     """
     super().__init__()
     self.query_tower = query_tower
     self.candidate_tower = candidate_tower
+    self._temperature = hparams.temperature
     self._probability = (candidate_probability
                          if hparams.logq_correction else None)
+    self._catalogue = None
+    if hparams.negatives == 'catalogue':
+      if catalogue is None:
+        raise ValueError("negatives='catalogue' needs the catalogue")
+      ids = catalogue[features.MOVIE_ID]
+      rows = tf.range(tf.shape(ids, out_type=tf.int64)[0])
+      # Kept out of Keras' attribute tracking: constants, not weights.
+      self.__dict__['_catalogue'] = dict(catalogue)
+      self.__dict__['_catalogue_row'] = tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(ids, rows), default_value=-1)
+    elif hparams.negatives != 'in_batch':
+      raise ValueError(f"negatives must be 'catalogue' or 'in_batch', got "
+                       f'{hparams.negatives!r}')
     metrics = None
     if metrics_candidates is not None:
       # A dataset (not a fixed index) so the candidates are re-embedded
@@ -204,14 +232,39 @@ class RetrievalModel(tfrs.Model):
         metrics=metrics, temperature=hparams.temperature,
         remove_accidental_hits=True)
 
+  def catalogue_loss(self, query: tf.Tensor,
+                     movie_ids: tf.Tensor) -> tf.Tensor:
+    """Summed softmax cross-entropy of each positive over the catalogue.
+
+    Examples whose movie is not in the catalogue (possible in evaluation)
+    do not count.
+    """
+    logits = tf.matmul(query, self.candidate_tower(self._catalogue),
+                       transpose_b=True) / self._temperature
+    rows = self._catalogue_row.lookup(movie_ids)
+    known = rows >= 0
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(known, rows, tf.zeros_like(rows)), logits=logits)
+    return tf.reduce_sum(tf.where(known, losses, tf.zeros_like(losses)))
+
   def compute_loss(self, inputs: Dict[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
     query = self.query_tower(inputs)
+    movie_ids = inputs[features.MOVIE_ID]
+    if self._catalogue is not None:
+      loss = self.catalogue_loss(query, movie_ids)
+      if not training and self.task.factorized_metrics:
+        candidate = self.candidate_tower(inputs)
+        updates = [metric.update_state(query, candidate,
+                                       true_candidate_ids=movie_ids)
+                   for metric in self.task.factorized_metrics]
+        with tf.control_dependencies(updates):
+          loss = tf.identity(loss)
+      return loss
     candidate = self.candidate_tower(inputs)
     probability = None
     if self._probability is not None:
-      probability = self._probability.lookup(inputs[features.MOVIE_ID])
+      probability = self._probability.lookup(movie_ids)
     return self.task(
         query, candidate, candidate_sampling_probability=probability,
-        candidate_ids=inputs[features.MOVIE_ID],
-        compute_metrics=not training)
+        candidate_ids=movie_ids, compute_metrics=not training)

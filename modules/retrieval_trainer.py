@@ -125,7 +125,8 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
   model = retrieval_model.RetrievalModel(
       query, candidate, hparams,
       candidate_probability=sampling_probability_table(counts),
-      metrics_candidates=candidates)
+      metrics_candidates=candidates,
+      catalogue=_to_sparse(movie_columns))
   model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
   return model
 

@@ -22,11 +22,16 @@ def test_latest_pushed_model_without_push_says_so(tmp_path):
     rq.latest_pushed_model(str(tmp_path))
 
 
-@pytest.mark.parametrize('protocol, epochs, extra', [
-    ('tfrs', None, [rq.NO_EXCLUDE_SEEN_FLAG]),
-    ('msrec', 3, ['--epochs', '3']),
+@pytest.mark.parametrize('protocol, epochs, options, extra', [
+    ('tfrs', None, {}, [rq.NO_EXCLUDE_SEEN_FLAG]),
+    ('msrec', 3, {}, ['--epochs', '3']),
+    ('msrec', None, {'hparams': ['temperature=0.2', 'seed=1'],
+                     'eval_fraction': 0.1},
+     ['--hparam', 'temperature=0.2', '--hparam', 'seed=1',
+      '--eval-fraction', '0.1']),
 ])
-def test_run_pipeline_command(monkeypatch, tmp_path, protocol, epochs, extra):
+def test_run_pipeline_command(monkeypatch, tmp_path, protocol, epochs,
+                              options, extra):
   calls = []
 
   def fake_run(command, **kwargs):
@@ -38,7 +43,7 @@ def test_run_pipeline_command(monkeypatch, tmp_path, protocol, epochs, extra):
   monkeypatch.setattr(rq.subprocess, 'run', fake_run)
   (tmp_path / 'out' / 'stale').mkdir(parents=True)
   model_dir = rq.run_pipeline(protocol, 'train-dir', str(tmp_path / 'out'),
-                              epochs)
+                              epochs, **options)
 
   (command, kwargs), = calls
   assert command == [sys.executable, rq.RUNNER, '--data-dir', 'train-dir',

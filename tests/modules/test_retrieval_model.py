@@ -1,7 +1,8 @@
 """The two-tower retrieval model from literal Transform-output tensors: tower
 shapes and normalisation, the bag-of-embeddings mean on a hand case, the
-in-batch softmax loss with and without the logQ correction on hand-computed
-2x2 batches, accidental-hit removal, the top-K metrics, and a short fit."""
+catalogue softmax loss and the in-batch softmax loss with and without the
+logQ correction on hand-computed batches, accidental-hit removal, the top-K
+metrics, and short fits with either kind of negatives."""
 
 import math
 
@@ -219,7 +220,7 @@ def _pair_batch(movie_ids=(b'ma', b'mb')):
 
 
 def _fixed_model(temperature, probability=None, logq_correction=True):
-  hparams = RetrievalHParams(temperature=temperature,
+  hparams = RetrievalHParams(temperature=temperature, negatives='in_batch',
                              logq_correction=logq_correction)
   return retrieval_model.RetrievalModel(
       FIXED_QUERY, FIXED_CANDIDATE, hparams,
@@ -298,7 +299,8 @@ def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
       features.MOVIE_ID: tf.constant([f'm{i}' for i in range(12)]),
       xf(features.MOVIE_ID): tf.range(12, dtype=tf.int64)}).batch(5)
   model = retrieval_model.RetrievalModel(
-      query, candidate, RetrievalHParams(temperature=1.0),
+      query, candidate,
+      RetrievalHParams(temperature=1.0, negatives='in_batch'),
       metrics_candidates=catalogue)
   batch = {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
            xf(features.MOVIE_ID): tf.constant([0, 11], tf.int64),
@@ -320,7 +322,8 @@ def test_training_steps_skip_the_top_k_metrics():
       features.MOVIE_ID: tf.constant([b'ma', b'mb']),
       xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}).batch(2)
   model = retrieval_model.RetrievalModel(
-      FIXED_QUERY, candidate, RetrievalHParams(temperature=1.0),
+      FIXED_QUERY, candidate,
+      RetrievalHParams(temperature=1.0, negatives='in_batch'),
       metrics_candidates=catalogue)
 
   model.compute_loss(_pair_batch(), training=True)
@@ -336,7 +339,7 @@ def test_loss_is_finite_and_falls_when_each_user_always_rates_one_movie():
   tf.keras.utils.set_random_seed(0)
   hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
                              feature_embedding_dim=2, hidden_units=5,
-                             temperature=0.1)
+                             temperature=0.1, negatives='in_batch')
   query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
   # Users 0..3 each rate movie (user + 1); the movies are equally popular.
   probability = retrieval_trainer.sampling_probability_table(
@@ -359,3 +362,121 @@ def test_loss_is_finite_and_falls_when_each_user_always_rates_one_movie():
   assert losses[0] > 0.5 * 4 * math.log(4)
   assert losses[-1] < 0.1 * 4 * math.log(4)
   assert losses[-1] < 0.25 * losses[0]
+
+
+# ------------------------------------------------------- catalogue softmax
+
+
+# Three catalogue movies with embeddings e0, e1 and e0 + e1 (not unit: the
+# fixed towers are not normalised); queries e0 and e1.
+CATALOGUE = {xf(features.MOVIE_ID): tf.constant([0, 1, 2], tf.int64),
+             features.MOVIE_ID: tf.constant([b'ma', b'mb', b'mc'])}
+CATALOGUE_CANDIDATE = _FixedTower(xf(features.MOVIE_ID),
+                                  [[1., 0.], [0., 1.], [1., 1.]])
+
+
+def _catalogue_model(temperature=1.0, **kwargs):
+  return retrieval_model.RetrievalModel(
+      FIXED_QUERY, CATALOGUE_CANDIDATE,
+      RetrievalHParams(temperature=temperature, negatives='catalogue'),
+      catalogue=CATALOGUE, **kwargs)
+
+
+def test_catalogue_softmax_ranks_the_positive_against_every_movie():
+  # Query e0 rated ma: scores over (ma, mb, mc) = (1, 0, 1)
+  #   -log(e / (e + 1 + e)) = log(2 + e^-1)        = 0.861995
+  # Query e1 rated mc: scores (0, 1, 1)
+  #   -log(e / (1 + e + e)) = log(2 + e^-1)        = 0.861995
+  # Summed over the batch: 2 log(2 + e^-1)          = 1.723990
+  # (In-batch, only the batch's 2 candidates would compete.)
+  batch = {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
+           features.MOVIE_ID: tf.constant([b'ma', b'mc'])}
+
+  loss = _catalogue_model().compute_loss(batch, training=True)
+
+  assert float(loss) == pytest.approx(2 * math.log(2 + math.exp(-1)))
+  assert float(loss) == pytest.approx(1.723990, abs=1e-6)
+
+
+def test_catalogue_softmax_divides_scores_by_the_temperature():
+  # Temperature 0.5 doubles the scores: query e0, positive ma:
+  # (2, 0, 2) -> -log(e^2 / (2 e^2 + 1)) = log(2 + e^-2) = 0.758958
+  batch = {xf(features.USER_ID): tf.constant([0], tf.int64),
+           features.MOVIE_ID: tf.constant([b'ma'])}
+
+  loss = _catalogue_model(temperature=0.5).compute_loss(batch)
+
+  assert float(loss) == pytest.approx(math.log(2 + math.exp(-2)))
+
+
+def test_catalogue_softmax_skips_movies_outside_the_catalogue():
+  # An eval example may rate a movie the training data never had: it adds
+  # nothing (rather than an error or a wrong label); the other example's
+  # loss is that of the first test, log(2 + e^-1).
+  batch = {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
+           features.MOVIE_ID: tf.constant([b'ma', b'unseen'])}
+
+  loss = _catalogue_model().compute_loss(batch)
+
+  assert float(loss) == pytest.approx(math.log(2 + math.exp(-1)))
+
+
+def test_catalogue_model_updates_the_top_k_metrics_in_evaluation_only():
+  candidates = tf.data.Dataset.from_tensor_slices(CATALOGUE).batch(2)
+  model = _catalogue_model(metrics_candidates=candidates)
+  # Query e1 rated ma, whose score 0 ranks it third of three (top 100 hit).
+  batch = {xf(features.USER_ID): tf.constant([1], tf.int64),
+           xf(features.MOVIE_ID): tf.constant([0], tf.int64),
+           features.MOVIE_ID: tf.constant([b'ma'])}
+
+  model.compute_loss(batch, training=True)
+  before = [float(metric.result()) for metric in model.metrics]
+  model.compute_loss(batch, training=False)
+  after = {metric.name: float(metric.result()) for metric in model.metrics}
+
+  assert before == [0.0, 0.0]
+  assert after == {
+      'factorized_top_k/top_10_categorical_accuracy': pytest.approx(1.0),
+      'factorized_top_k/top_100_categorical_accuracy': pytest.approx(1.0),
+  }
+
+
+def test_catalogue_negatives_need_the_catalogue():
+  with pytest.raises(ValueError, match='needs the catalogue'):
+    retrieval_model.RetrievalModel(
+        FIXED_QUERY, CATALOGUE_CANDIDATE,
+        RetrievalHParams(negatives='catalogue'))
+
+
+def test_unknown_kind_of_negatives_is_refused():
+  with pytest.raises(ValueError, match="'catalogue' or 'in_batch'"):
+    retrieval_model.RetrievalModel(
+        FIXED_QUERY, CATALOGUE_CANDIDATE, RetrievalHParams(negatives='all'))
+
+
+def test_catalogue_loss_falls_when_each_user_always_rates_one_movie():
+  tf.keras.utils.set_random_seed(0)
+  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                             feature_embedding_dim=2, hidden_units=5,
+                             temperature=0.1, negatives='catalogue')
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
+  catalogue_batch = _batch(users=[0, 0, 0, 0, 0], movies=[1, 2, 3, 4, 5])
+  catalogue = {k: v for k, v in catalogue_batch.items()
+               if k == features.MOVIE_ID or k in (
+                   xf(features.MOVIE_ID), xf(features.RELEASE_YEAR_BUCKET),
+                   xf(features.GENRES), xf(features.TITLE_TOKENS),
+                   xf(features.RELEASE_YEAR))}
+  model = retrieval_model.RetrievalModel(query, candidate, hparams,
+                                         catalogue=catalogue)
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05), run_eagerly=True)
+  batch = _batch(users=[0, 1, 2, 3], movies=[1, 2, 3, 4])
+
+  history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=30,
+                      verbose=0)
+
+  losses = history.history['loss']
+  assert np.all(np.isfinite(losses))
+  # Chance over the 5-movie catalogue is 4 ln 5 = 6.438 (summed over the
+  # batch); training ends far below.
+  assert losses[0] > 0.5 * 4 * math.log(5)
+  assert losses[-1] < 0.1 * 4 * math.log(5)
