@@ -6,11 +6,30 @@ a typo fails the run at once instead of being ignored.
 """
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
+
+
+class _FromConfig:
+  """`from_config`: the defaults with validated, type-cast overrides."""
+
+  @classmethod
+  def from_config(cls, overrides: Optional[Mapping[str, Any]] = None):
+    """Defaults with `overrides` applied, each cast to its field's type."""
+    overrides = dict(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+      raise ValueError(f'Unknown {cls.KIND} hyper-parameters {unknown}; '
+                       f'known: {sorted(fields)}')
+    values = {}
+    for name, value in overrides.items():
+      kind = type(getattr(cls(), name))
+      values[name] = _cast(name, value, kind)
+    return dataclasses.replace(cls(), **values)
 
 
 @dataclasses.dataclass(frozen=True)
-class RetrievalHParams:
+class RetrievalHParams(_FromConfig):
   """Two-tower retrieval model and its training.
 
   Defaults were chosen by measurement on ML-100K (benchmarks/README.md).
@@ -27,9 +46,14 @@ class RetrievalHParams:
       product through an extra dimension (the query's is a constant 1).
       Normalised embeddings cannot encode popularity in their norm; the
       bias can, and with the logQ correction it learns it unbiasedly.
+    negatives: 'catalogue' (softmax over every movie of the training data:
+      the exact objective, one candidate-tower pass over the catalogue per
+      step) or 'in_batch' (softmax over the batch's candidates: sampled,
+      scales to any catalogue size).
     logq_correction: subtract log(sampling probability) of each in-batch
-      candidate (popularity correction of the in-batch softmax).
-    batch_size: training batch, also the number of in-batch negatives.
+      candidate (popularity correction of the in-batch softmax; unused with
+      catalogue negatives, which are not sampled).
+    batch_size: training batch (with in-batch negatives, also their number).
     learning_rate: Adam's learning rate.
     epochs: maximum epochs; early stopping may end training sooner.
     early_stopping_patience: epochs without improvement of the eval split's
@@ -43,6 +67,7 @@ class RetrievalHParams:
   normalize: bool = True
   temperature: float = 0.1
   candidate_bias: bool = True
+  negatives: str = 'in_batch'
   logq_correction: bool = True
   batch_size: int = 512
   learning_rate: float = 0.003
@@ -50,21 +75,64 @@ class RetrievalHParams:
   early_stopping_patience: int = 3
   seed: int = 42
 
-  @classmethod
-  def from_config(cls, overrides: Optional[Mapping[str, Any]] = None
-                 ) -> 'RetrievalHParams':
-    """Defaults with `overrides` applied, each cast to its field's type."""
-    overrides = dict(overrides or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-      raise ValueError(f'Unknown retrieval hyper-parameters {unknown}; '
-                       f'known: {sorted(fields)}')
-    values = {}
-    for name, value in overrides.items():
-      kind = type(getattr(cls(), name))
-      values[name] = _cast(name, value, kind)
-    return dataclasses.replace(cls(), **values)
+  KIND = 'retrieval'
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingHParams(_FromConfig):
+  """The ranking model (rating prediction + relevance) and its training.
+
+  Attributes:
+    architecture: 'dcn' (a deep & cross network, DCN-v2: explicit feature
+      crosses beside a deep MLP) or 'mlp' (the deep MLP alone).
+    id_embedding_dim: size of the user-id and movie-id embeddings.
+    feature_embedding_dim: size of the other categoricals' embeddings.
+    cross_layers: DCN cross layers (stacked on the embeddings).
+    cross_projection_dim: low-rank size of each cross layer's weight; 0 for
+      full rank.
+    hidden_units: widths of the deep layers, comma-separated ('256,64').
+    dropout: dropout rate after each deep layer.
+    relevance_weight: weight of the relevance task beside the rating task
+      (0 trains a rating-only model). The relevance head learns whether a
+      user rates a movie at all: positives are the ratings, negatives are
+      catalogue movies drawn uniformly, `relevance_negatives` per rating.
+      It orders the two-stage recommender's top K (see
+      modules/ranking_model.py for why a predicted rating alone does not).
+    relevance_negatives: negatives per rating for the relevance task.
+    batch_size, learning_rate: Adam on the summed losses.
+    epochs: maximum epochs; early stopping on the eval split's RMSE may end
+      training sooner (best weights restored).
+    early_stopping_patience: epochs without RMSE improvement before it stops.
+    seed: weight initialisation, shuffling and negative sampling.
+  """
+  KIND = 'ranking'
+  architecture: str = 'dcn'
+  id_embedding_dim: int = 32
+  feature_embedding_dim: int = 8
+  cross_layers: int = 2
+  cross_projection_dim: int = 0
+  hidden_units: str = '256,64'
+  dropout: float = 0.0
+  relevance_weight: float = 1.0
+  relevance_negatives: int = 4
+  batch_size: int = 1024
+  learning_rate: float = 0.002
+  epochs: int = 20
+  early_stopping_patience: int = 3
+  seed: int = 42
+
+  @property
+  def deep_units(self) -> Tuple[int, ...]:
+    """`hidden_units` as integers."""
+    try:
+      units = tuple(int(u) for u in self.hidden_units.split(',') if u.strip())
+    except ValueError:
+      raise ValueError(f'hidden_units: expected comma-separated integers, '
+                       f'got {self.hidden_units!r}') from None
+    if any(u < 1 for u in units):
+      raise ValueError(f'hidden_units must be positive, got '
+                       f'{self.hidden_units!r}')
+    return units
 
 
 def _cast(name: str, value: Any, kind: type) -> Any:

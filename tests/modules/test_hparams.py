@@ -12,7 +12,7 @@ def test_defaults_without_overrides():
   expected = {
       'embedding_dim': 64, 'id_embedding_dim': 64, 'feature_embedding_dim': 8,
       'hidden_units': 128, 'normalize': True, 'temperature': 0.1,
-      'candidate_bias': True,
+      'candidate_bias': True, 'negatives': 'in_batch',
       'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
       'epochs': 30, 'early_stopping_patience': 3, 'seed': 42,
   }
