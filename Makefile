@@ -10,14 +10,16 @@ PYTEST_ARGS ?=
 # TFRS and tensorflow-transform need Keras 2, in every process.
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: help setup data run test test-fast lock clean
+.PHONY: help setup data run serve test test-fast lock clean goldens
 
 help:
 	@echo "make run        set up, download ml-100k if missing, run the local pipeline"
+	@echo "make serve      local gRPC server (TF Serving API) on $(OUTPUT_DIR)/serving, port 8500"
 	@echo "make test       set up and run every test (slow end-to-end tests included)"
 	@echo "make test-fast  unit tests only (-m 'not slow')"
 	@echo "make data       download ml-100k into $(DATA_DIR) if missing"
 	@echo "make lock       re-pin requirements.lock from requirements.in"
+	@echo "make goldens    regenerate the Kubeflow/Vertex golden specs (tests/kubeflow/golden)"
 	@echo "make clean      remove pipeline outputs (keeps .venv and data)"
 
 $(VENV)/.installed: requirements.lock setup.py scripts/bootstrap.sh
@@ -32,11 +34,18 @@ data: setup
 run: data
 	$(PY) runner_local.py --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR)
 
+# Development only; production serves the same folder with TF Serving.
+serve: setup
+	$(PY) -m serving.server --serving-dir $(OUTPUT_DIR)/serving --port 8500
+
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m 'not slow' $(PYTEST_ARGS)
+
+goldens: setup
+	$(PY) -m tests.kubeflow.regenerate
 
 lock: setup
 	$(PY) -m pip install --quiet uv

@@ -15,7 +15,8 @@ setup(
     python_requires='>=3.9,<3.11',
     packages=find_packages(
         include=['pipeline', 'pipeline.*', 'components', 'components.*',
-                 'modules', 'modules.*', 'movielens', 'movielens.*']),
+                 'modules', 'modules.*', 'movielens', 'movielens.*',
+                 'serving', 'serving.*']),
     py_modules=['runner_local'],
     install_requires=[
         'tfx[kfp]>=1.16,<1.17',

@@ -8,9 +8,19 @@ integers), and the finished version folder is then renamed into place:
 a rename within one local filesystem is atomic. On object stores (gs://),
 where a folder rename is a copy, it falls back to the stock behaviour.
 
+Before the rename, the staged version gets TF Serving's warm-up requests
+(`assets.extra/tf_serving_warmup_requests`, see `serving/warmup.py`),
+derived from its `serving_default` signature, so TF Serving runs them when
+it loads the version and the first real request is not slow. They are
+replayed on the staged model first: TF Serving refuses to load a version
+whose warm-up fails, so such a model is not pushed at all. The model name
+in the requests is the destination folder's name (`.../serving/retrieval`
+-> 'retrieval'); TF Serving does not use it when warming up.
+
 Pushing is also idempotent: when the newest version already holds the same
 SavedModel (same `fingerprint.pb`, which TensorFlow writes from the graph
-and variables' checksums), no duplicate version is created. That happens on
+and variables' checksums, or the same `assets.extra/model_identity` for a
+model built from other models), no duplicate version is created. That happens on
 a rerun with nothing changed: the evaluator reruns because its baseline
 (the latest blessed model) is now this very model, and blesses it again.
 """
@@ -27,6 +37,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from serving import warmup
+
 _PUSHED_DESTINATION_KEY = 'pushed_destination'
 _PUSHED_VERSION_KEY = 'pushed_version'
 
@@ -35,12 +47,35 @@ def _is_local(path: str) -> bool:
   return '://' not in path
 
 
+# A SavedModel built from other SavedModels (the recommender) is traced
+# anew at each build, so its fingerprint.pb differs between builds of the
+# same inputs; its builder writes this file, derived from the inputs, and it
+# identifies the model instead.
+IDENTITY_FILE = os.path.join('assets.extra', 'model_identity')
+
+
 def _fingerprint(model_dir: str) -> bytes:
-  path = os.path.join(model_dir, 'fingerprint.pb')
-  if not os.path.exists(path):
-    return b''
-  with open(path, 'rb') as f:
-    return f.read()
+  """What identifies a SavedModel: its IDENTITY_FILE, else fingerprint.pb."""
+  for name in (IDENTITY_FILE, 'fingerprint.pb'):
+    path = os.path.join(model_dir, name)
+    if os.path.exists(path):
+      with open(path, 'rb') as f:
+        return f.read()
+  return b''
+
+
+def add_warmup_requests(model_dir: str, model_name: str) -> str:
+  """Writes the warm-up file into a SavedModel folder and replays it.
+
+  Raises:
+    ValueError: the SavedModel has no `serving_default` signature.
+    serving.warmup.WarmupError: the model cannot answer the requests, so
+      TF Serving would refuse to load it.
+  """
+  path = warmup.write_warmup_requests(model_dir, model_name)
+  count = warmup.check_warmup_requests(model_dir, model_name)
+  logging.info('Wrote and replayed %d warm-up request(s): %s', count, path)
+  return path
 
 
 def newest_version(base: str) -> str:
@@ -88,7 +123,10 @@ class Executor(pusher_executor.Executor):
       if os.path.exists(final):
         raise FileExistsError(
             f'Serving version {final} already exists; not overwriting it.')
-      os.rename(os.path.join(staging, version), final)
+      staged_version = os.path.join(staging, version)
+      add_warmup_requests(staged_version,
+                          os.path.basename(os.path.normpath(base)))
+      os.rename(staged_version, final)
       model_push.set_string_custom_property(_PUSHED_DESTINATION_KEY, final)
       logging.info('Model pushed atomically to %s', final)
     finally:

@@ -1,11 +1,16 @@
 """AtomicPusher: the executor pushes a blessed model into `<base>/<version>`
-in one rename, pushes nothing for an unblessed one, and leaves neither a
-version folder nor its staging folder behind when the push fails."""
+in one rename, with TF Serving's warm-up requests already inside, pushes
+nothing for an unblessed one or one that fails its warm-up, and leaves
+neither a version folder nor its staging folder behind when the push
+fails."""
 
 import os
+import shutil
 import types as pytypes
 
 import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
 from tfx.proto import pusher_pb2
@@ -13,10 +18,42 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.atomic_pusher import AtomicPusher, executor
+from serving import warmup
 
 VERSION = 1700000000  # the fixed clock below: int(1700000000.75)
-SAVED_MODEL = b'fake saved_model.pb'
-VARIABLES = b'fake variables'
+WARMUP = os.path.join('assets.extra', 'tf_serving_warmup_requests')
+
+
+class _TinyModel(tf.Module):
+  """serving_default: user_id -> scores; `numeric` parses the id as a
+  number, which fails on the empty string of the warm-up requests."""
+
+  def __init__(self, numeric=False):
+    super().__init__()
+    self._numeric = numeric
+    self.scale = tf.Variable(2.0)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                               name='user_id')])
+  def serve(self, user_id):
+    if self._numeric:
+      value = tf.strings.to_number(user_id)
+    else:
+      value = tf.cast(tf.strings.length(user_id), tf.float32)
+    return {'scores': self.scale * value}
+
+
+@pytest.fixture(scope='module')
+def saved_models(tmp_path_factory):
+  """'good' and 'numeric' SavedModels, saved once for the module."""
+  root = tmp_path_factory.mktemp('saved_models')
+  paths = {}
+  for name in ('good', 'numeric'):
+    module = _TinyModel(numeric=name == 'numeric')
+    paths[name] = str(root / name)
+    tf.saved_model.save(module, paths[name], signatures={
+        'serving_default': module.serve.get_concrete_function()})
+  return paths
 
 
 @pytest.fixture
@@ -26,19 +63,18 @@ def fixed_clock(monkeypatch):
                       pytypes.SimpleNamespace(time=lambda: VERSION + 0.75))
 
 
-def _model(tmp_path, fingerprint=None):
-  """A Trainer model artifact: <uri>/Format-Serving with a SavedModel."""
+def _model(tmp_path, source, fingerprint=None):
+  """A Trainer model artifact: <uri>/Format-Serving with a SavedModel; its
+  fingerprint.pb replaced by `fingerprint` (removed when None)."""
   model = standard_artifacts.Model()
   model.uri = str(tmp_path / 'model')
   serving = os.path.join(model.uri, 'Format-Serving')
-  os.makedirs(os.path.join(serving, 'variables'), exist_ok=True)
+  shutil.rmtree(serving, ignore_errors=True)
+  shutil.copytree(source, serving)
+  os.remove(os.path.join(serving, 'fingerprint.pb'))
   if fingerprint is not None:
     with open(os.path.join(serving, 'fingerprint.pb'), 'wb') as f:
       f.write(fingerprint)
-  with open(os.path.join(serving, 'saved_model.pb'), 'wb') as f:
-    f.write(SAVED_MODEL)
-  with open(os.path.join(serving, 'variables', 'variables.index'), 'wb') as f:
-    f.write(VARIABLES)
   return model
 
 
@@ -53,20 +89,28 @@ def _blessing(tmp_path, blessed):
   return blessing
 
 
-def _push(tmp_path, base, blessed=True, fingerprint=None, name='pushed'):
-  pushed = standard_artifacts.PushedModel()
-  pushed.uri = str(tmp_path / name)
-  destination = pusher_pb2.PushDestination(
-      filesystem=pusher_pb2.PushDestination.Filesystem(
-          base_directory=str(base)))
-  executor.Executor().Do(
-      {standard_component_specs.MODEL_KEY: [_model(tmp_path, fingerprint)],
-       standard_component_specs.MODEL_BLESSING_KEY: [
-           _blessing(tmp_path, blessed)]},
-      {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
-      {standard_component_specs.PUSH_DESTINATION_KEY:
-           proto_utils.proto_to_json(destination)})
-  return pushed
+@pytest.fixture
+def push(tmp_path, saved_models):
+  """push(base, ...) runs the executor on a blessed (or not) model."""
+
+  def push(base, blessed=True, fingerprint=None, name='pushed',
+           model='good'):
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / name)
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(
+            base_directory=str(base)))
+    executor.Executor().Do(
+        {standard_component_specs.MODEL_KEY: [
+            _model(tmp_path, saved_models[model], fingerprint)],
+         standard_component_specs.MODEL_BLESSING_KEY: [
+             _blessing(tmp_path, blessed)]},
+        {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
+        {standard_component_specs.PUSH_DESTINATION_KEY:
+             proto_utils.proto_to_json(destination)})
+    return pushed
+
+  return push
 
 
 def _read(path):
@@ -74,32 +118,67 @@ def _read(path):
     return f.read()
 
 
-def test_blessed_model_is_pushed_into_a_version_folder(tmp_path, fixed_clock):
+def test_blessed_model_is_pushed_into_a_version_folder(
+    tmp_path, fixed_clock, push, saved_models):
   base = tmp_path / 'serving'
 
-  pushed = _push(tmp_path, base)
+  pushed = push(base)
 
   final = os.path.join(str(base), str(VERSION))
+  source = saved_models['good']
   # Only the version folder: the hidden staging folder is gone.
   assert os.listdir(base) == [str(VERSION)]
-  assert _read(os.path.join(final, 'saved_model.pb')) == SAVED_MODEL
+  assert _read(os.path.join(final, 'saved_model.pb')) == _read(
+      os.path.join(source, 'saved_model.pb'))
   assert _read(os.path.join(final, 'variables', 'variables.index')) == (
-      VARIABLES)
+      _read(os.path.join(source, 'variables', 'variables.index')))
   assert pushed.get_int_custom_property('pushed') == 1
   assert pushed.get_string_custom_property('pushed_destination') == final
   assert pushed.get_string_custom_property('pushed_version') == str(VERSION)
   # The stock Pusher's archive copy in the artifact's own uri is kept.
-  assert _read(os.path.join(pushed.uri, 'saved_model.pb')) == SAVED_MODEL
+  assert _read(os.path.join(pushed.uri, 'saved_model.pb')) == _read(
+      os.path.join(source, 'saved_model.pb'))
 
 
-def test_the_same_model_is_not_pushed_twice(tmp_path, monkeypatch):
+def test_the_version_arrives_with_its_warmup_requests(
+    tmp_path, fixed_clock, push):
+  base = tmp_path / 'serving' / 'retrieval'
+
+  push(base)
+
+  final = os.path.join(str(base), str(VERSION))
+  records = list(tf.data.TFRecordDataset(
+      os.path.join(final, WARMUP)).as_numpy_iterator())
+  assert len(records) == 1
+  request = prediction_log_pb2.PredictionLog.FromString(
+      records[0]).predict_log.request
+  # Named after the destination folder, built from serving_default.
+  assert request == warmup.build_warmup_requests(final, 'retrieval')[0]
+  assert request.model_spec.name == 'retrieval'
+  assert tf.make_ndarray(request.inputs['user_id']).tolist() == [b'1', b'']
+  # Only in the served copy: the archived artifact is the model as trained.
+  assert not os.path.exists(os.path.join(tmp_path / 'pushed', WARMUP))
+
+
+def test_a_model_that_fails_its_warmup_is_not_pushed(
+    tmp_path, fixed_clock, push):
+  base = tmp_path / 'serving'
+
+  with pytest.raises(warmup.WarmupError, match='TF Serving could not load '
+                     'this model: warm-up request 1'):
+    push(base, model='numeric')
+
+  assert os.listdir(base) == []
+
+
+def test_the_same_model_is_not_pushed_twice(tmp_path, monkeypatch, push):
   base = tmp_path / 'serving'
   clock = iter([VERSION + 0.5, VERSION + 60.5, VERSION + 120.5])
   monkeypatch.setattr(pusher_executor, 'time',
                       pytypes.SimpleNamespace(time=lambda: next(clock)))
 
-  _push(tmp_path, base, fingerprint=b'model A')
-  again = _push(tmp_path, base, fingerprint=b'model A', name='again')
+  push(base, fingerprint=b'model A')
+  again = push(base, fingerprint=b'model A', name='again')
 
   # Same SavedModel fingerprint: no second version, the push points at the
   # version already serving.
@@ -107,25 +186,25 @@ def test_the_same_model_is_not_pushed_twice(tmp_path, monkeypatch):
   assert again.get_int_custom_property('pushed') == 1
   assert again.get_string_custom_property('pushed_version') == str(VERSION)
 
-  _push(tmp_path, base, fingerprint=b'model B', name='other')
+  push(base, fingerprint=b'model B', name='other')
   # A different model is a new version.
   assert sorted(os.listdir(base)) == [str(VERSION), str(VERSION + 60)]
 
 
-def test_version_is_the_current_unix_time(tmp_path):
+def test_version_is_the_current_unix_time(tmp_path, push):
   base = tmp_path / 'serving'
 
-  pushed = _push(tmp_path, base)
+  pushed = push(base)
 
   version = pushed.get_string_custom_property('pushed_version')
   assert os.listdir(base) == [version]
   assert version.isdigit() and int(version) > 1_600_000_000
 
 
-def test_unblessed_model_is_not_pushed(tmp_path, fixed_clock):
+def test_unblessed_model_is_not_pushed(tmp_path, fixed_clock, push):
   base = tmp_path / 'serving'
 
-  pushed = _push(tmp_path, base, blessed=False)
+  pushed = push(base, blessed=False)
 
   assert os.listdir(base) == []
   assert pushed.get_int_custom_property('pushed') == 0
@@ -134,7 +213,7 @@ def test_unblessed_model_is_not_pushed(tmp_path, fixed_clock):
 
 
 def test_failure_mid_push_leaves_no_version_and_no_staging_folder(
-    tmp_path, fixed_clock, monkeypatch):
+    tmp_path, fixed_clock, monkeypatch, push):
   base = tmp_path / 'serving'
   staged = []
 
@@ -147,14 +226,14 @@ def test_failure_mid_push_leaves_no_version_and_no_staging_folder(
     os.makedirs(os.path.join(staging, str(VERSION), 'variables'))
     with open(os.path.join(staging, str(VERSION), 'variables',
                            'variables.index'), 'wb') as f:
-      f.write(VARIABLES)
+      f.write(b'fake variables')
     staged.append(staging)
     raise IOError('disk full')
 
   monkeypatch.setattr(pusher_executor.Executor, 'Do', push_half_then_fail)
 
   with pytest.raises(IOError, match='disk full'):
-    _push(tmp_path, base)
+    push(base)
 
   # The stock push was pointed at a hidden folder inside base.
   assert len(staged) == 1
@@ -163,14 +242,15 @@ def test_failure_mid_push_leaves_no_version_and_no_staging_folder(
   assert os.listdir(base) == []
 
 
-def test_an_existing_version_is_not_overwritten(tmp_path, fixed_clock):
+def test_an_existing_version_is_not_overwritten(tmp_path, fixed_clock,
+                                                push):
   base = tmp_path / 'serving'
   existing = base / str(VERSION)
   existing.mkdir(parents=True)
   (existing / 'saved_model.pb').write_bytes(b'older model')
 
   with pytest.raises(FileExistsError, match=str(VERSION)):
-    _push(tmp_path, base)
+    push(base)
 
   assert os.listdir(base) == [str(VERSION)]
   assert os.listdir(existing) == ['saved_model.pb']
@@ -178,13 +258,13 @@ def test_an_existing_version_is_not_overwritten(tmp_path, fixed_clock):
 
 
 def test_remote_destination_falls_back_to_the_stock_push(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, push):
   calls = []
   monkeypatch.setattr(
       pusher_executor.Executor, 'Do',
       lambda self, inputs, outputs, properties: calls.append(properties))
 
-  _push(tmp_path, 'gs://bucket/serving')
+  push('gs://bucket/serving')
 
   # Unchanged destination, and nothing staged locally.
   destination = pusher_pb2.PushDestination()

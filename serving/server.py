@@ -1,0 +1,784 @@
+"""A local stand-in for TF Serving: its gRPC API over SavedModels on disk.
+
+    python -m serving.server --serving-dir outputs/serving --port 8500 \
+        [--host 127.0.0.1] [--poll-seconds 1] [--num-versions 2] [--threads 8]
+
+For development and tests on machines where `tensorflow_model_server`
+cannot run (it ships as a Docker image, Google's apt repository or a Bazel
+build). Production serves the same folders with real TF Serving: see
+`serving/README.md`.
+
+It implements TF Serving's own service definitions, with its messages and
+status codes, so a client cannot tell the difference for what it covers:
+
+- `PredictionService.Predict`: any signature (default `serving_default`),
+  `output_filter`; inputs are checked against the signature (a missing,
+  unexpected, wrongly typed or wrongly shaped input is INVALID_ARGUMENT,
+  naming the input and what was expected); an unknown signature is
+  FAILED_PRECONDITION; an unknown model or version is NOT_FOUND.
+- `PredictionService.GetModelMetadata`: the `signature_def` field, a
+  `SignatureDefMap` packed in an `Any`, as TF Serving sends it.
+- `ModelService.GetModelStatus`: per version AVAILABLE, LOADING, or END
+  with the load error.
+  Classify, Regress, MultiInference and HandleReloadConfigRequest answer
+  UNIMPLEMENTED.
+
+Every sub-folder of the serving folder is a model (`<dir>/<model>/`), every
+integer sub-folder of a model a version. The newest `--num-versions`
+versions of each model are served (default 2, as `serving/models.config`
+asks of TF Serving; 0 serves all): a request without a version gets the
+newest, a request naming one of them gets that one. A thread polls the
+folder: a new version is loaded fully (and warmed up, replaying its
+`assets.extra/tf_serving_warmup_requests` like TF Serving) before it is
+swapped in; a version that fails to load is logged and skipped, and the
+previous one keeps serving; versions deleted from disk or pushed out by
+newer ones are unloaded.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent import futures  # noqa: E402
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow.core.framework import tensor_pb2  # noqa: E402
+from tensorflow.core.framework import types_pb2  # noqa: E402
+from tensorflow_serving.apis import get_model_metadata_pb2  # noqa: E402
+from tensorflow_serving.apis import get_model_status_pb2  # noqa: E402
+from tensorflow_serving.apis import model_pb2  # noqa: E402
+from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import predict_pb2  # noqa: E402
+from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
+
+from serving import warmup  # noqa: E402
+
+DEFAULT_HOST = '127.0.0.1'
+DEFAULT_PORT = 8500
+DEFAULT_POLL_SECONDS = 1.0
+DEFAULT_NUM_VERSIONS = 2
+# gRPC worker threads. Each request holds the GIL only to convert protos
+# and dispatch the TF function, and releases it while TensorFlow computes,
+# so a few threads per core keep both busy (see benchmarks/README.md).
+DEFAULT_THREADS = 8
+# TensorFlow's thread pools, for the whole process (see main()). 0 is
+# TensorFlow's default, one thread per core.
+DEFAULT_INTER_OP_THREADS = 0
+DEFAULT_INTRA_OP_THREADS = 0
+DEFAULT_SIGNATURE = 'serving_default'
+SIGNATURE_DEF_FIELD = 'signature_def'
+# TF Serving accepts messages up to 2 GiB; so does this server.
+_GRPC_OPTIONS = (('grpc.max_receive_message_length', -1),
+                 ('grpc.max_send_message_length', -1),
+                 ('grpc.so_reuseport', 0))
+
+_State = get_model_status_pb2.ModelVersionStatus.State
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+_LOG = logging.getLogger('serving.server')  # Not __main__ under -m.
+
+
+class ServingError(Exception):
+  """An error for the caller: a gRPC status code and a message."""
+
+  def __init__(self, code: grpc.StatusCode, message: str):
+    super().__init__(message)
+    self.code = code
+    self.message = message
+
+
+# --- One loaded version ------------------------------------------------------
+
+
+def _shape_text(shape: tf.TensorShape) -> str:
+  if shape.rank is None:
+    return 'any shape'
+  dims = ', '.join('None' if d is None else str(d) for d in shape.as_list())
+  return f'shape [{dims}] (rank {shape.rank})'
+
+
+def _dtype_name(enum: int) -> str:
+  try:
+    return tf.dtypes.as_dtype(enum).name
+  except TypeError:
+    return f'dtype {types_pb2.DataType.Name(enum)}' if enum in (
+        types_pb2.DataType.values()) else f'dtype #{enum}'
+
+
+# Output dtypes whose TensorProto.tensor_content is the numpy buffer as is.
+_RAW_DTYPES = frozenset(tf.dtypes.as_dtype(d) for d in (
+    'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
+    'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'complex64',
+    'complex128'))
+
+
+def to_tensor(proto: tensor_pb2.TensorProto) -> tf.Tensor:
+  """A request's TensorProto as an eager tensor.
+
+  The common case, a vector of strings (ids, serialized Examples) sent as
+  `string_val`, goes straight to `tf.constant`, three times cheaper than
+  through numpy; everything else through `tf.make_ndarray`.
+
+  Raises:
+    ValueError, TypeError: the proto is inconsistent (values vs shape).
+  """
+  dims = proto.tensor_shape.dim
+  if (proto.dtype == types_pb2.DT_STRING and not proto.tensor_content and
+      len(dims) == 1 and dims[0].size == len(proto.string_val)):
+    return tf.constant(list(proto.string_val), dtype=tf.string)
+  return tf.constant(tf.make_ndarray(proto))
+
+
+def fill_tensor_proto(proto: tensor_pb2.TensorProto,
+                      tensor: tf.Tensor) -> None:
+  """Writes an output tensor into an (empty) response TensorProto in place.
+
+  Strings go to `string_val` and numbers to `tensor_content`, as
+  `tf.make_tensor_proto` writes them, without its per-element Python loop
+  (a fifth of its cost for the retrieval model's 3 x 100 outputs), and
+  without copying the proto into the response afterwards.
+  """
+  value = tensor.numpy()
+  if tensor.dtype == tf.string:
+    proto.dtype = types_pb2.DT_STRING
+    if isinstance(value, bytes):  # A scalar.
+      proto.string_val.append(value)
+    else:
+      proto.string_val.extend(value.ravel().tolist())
+  elif tensor.dtype in _RAW_DTYPES:
+    proto.dtype = tensor.dtype.as_datatype_enum
+    proto.tensor_content = np.ascontiguousarray(value).tobytes()
+  else:
+    proto.CopyFrom(tf.make_tensor_proto(value))
+    return
+  for size in tensor.shape:
+    proto.tensor_shape.dim.add(size=size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+  """One signature of a loaded version, ready to call."""
+  name: str
+  function: tf.types.experimental.ConcreteFunction
+  inputs: Mapping[str, tf.TensorSpec]
+  output_names: Tuple[str, ...]
+
+  def arguments(self, inputs: Mapping[str, tensor_pb2.TensorProto]
+               ) -> Dict[str, tf.Tensor]:
+    """The request's input tensors, checked against the signature.
+
+    Raises:
+      ServingError: INVALID_ARGUMENT, naming the input and what it expects.
+    """
+    missing = sorted(set(self.inputs) - set(inputs))
+    extra = sorted(set(inputs) - set(self.inputs))
+    if missing or extra:
+      problems = ([f'missing input(s) {", ".join(missing)}'] if missing
+                  else []) + ([f'unexpected input(s) {", ".join(extra)}']
+                              if extra else [])
+      raise ServingError(
+          grpc.StatusCode.INVALID_ARGUMENT,
+          f'{"; ".join(problems)}: signature {self.name!r} takes '
+          f'{self._describe_inputs()}')
+    arguments = {}
+    for name, spec in self.inputs.items():
+      proto = inputs[name]
+      if proto.dtype != spec.dtype.as_datatype_enum:
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f'input {name!r} must be {spec.dtype.name}, got '
+            f'{_dtype_name(proto.dtype)}')
+      shape = tf.TensorShape(
+          None if proto.tensor_shape.unknown_rank else
+          [d.size for d in proto.tensor_shape.dim])
+      if not spec.shape.is_compatible_with(shape):
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f'input {name!r} must have {_shape_text(spec.shape)}, got '
+            f'{_shape_text(shape)}')
+      try:
+        arguments[name] = to_tensor(proto)
+      except (ValueError, TypeError) as e:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f'input {name!r} is malformed: {e}') from e
+    return arguments
+
+  def _describe_inputs(self) -> str:
+    return ', '.join(f'{name} ({spec.dtype.name}, {_shape_text(spec.shape)})'
+                     for name, spec in sorted(self.inputs.items()))
+
+
+class LoadedVersion:
+  """One version of a model, loaded once, its signatures ready to call."""
+
+  def __init__(self, model_name: str, version: int, path: str,
+               saved_model, signature_defs: Mapping[str, object]):
+    self.model_name = model_name
+    self.version = version
+    self.path = path
+    self._saved_model = saved_model  # Keeps the variables alive.
+    self.signatures = {
+        name: Signature(name, function,
+                        dict(function.structured_input_signature[1]),
+                        tuple(sorted(function.structured_outputs)))
+        for name, function in saved_model.signatures.items()}
+    self.signature_def_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature_def in signature_defs.items():
+      self.signature_def_map.signature_def[name].CopyFrom(signature_def)
+    self.warmup_requests = 0
+
+  def model_spec(self, signature_name: str = '') -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=self.model_name,
+                               signature_name=signature_name)
+    spec.version.value = self.version
+    return spec
+
+  def predict(self, request: predict_pb2.PredictRequest
+             ) -> predict_pb2.PredictResponse:
+    """Runs a signature on the request's inputs.
+
+    Raises:
+      ServingError: FAILED_PRECONDITION for an unknown signature (as TF
+        Serving), INVALID_ARGUMENT for bad inputs or output_filter, the
+        TensorFlow error's own code when the model fails.
+    """
+    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    signature = self.signatures.get(name)
+    if signature is None:
+      raise ServingError(
+          grpc.StatusCode.FAILED_PRECONDITION,
+          f'Serving signature key "{name}" not found (model '
+          f'{self.model_name!r} version {self.version} has: '
+          f'{", ".join(sorted(self.signatures))})')
+    output_names = signature.output_names
+    if request.output_filter:
+      output_names = tuple(request.output_filter)
+      duplicates = sorted({n for n in output_names
+                           if output_names.count(n) > 1})
+      if duplicates:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f'duplicate output tensor alias: {duplicates[0]}')
+      unknown = [n for n in output_names if n not in signature.output_names]
+      if unknown:
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f'output_filter: no output {", ".join(map(repr, unknown))} in '
+            f'signature {name!r} (outputs: '
+            f'{", ".join(signature.output_names)})')
+    arguments = signature.arguments(request.inputs)
+    try:
+      outputs = signature.function(**arguments)
+    except tf.errors.OpError as e:
+      raise ServingError(_STATUS_CODES.get(e.error_code,
+                                           grpc.StatusCode.UNKNOWN),
+                         e.message.split('\n')[0]) from e
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = self.model_name
+    response.model_spec.version.value = self.version
+    response.model_spec.signature_name = name
+    for output in output_names:
+      fill_tensor_proto(response.outputs[output], outputs[output])
+    return response
+
+
+def load_version(path: str, model_name: str, version: int) -> LoadedVersion:
+  """Loads a SavedModel version folder and warms it up.
+
+  The warm-up file (`serving.warmup.WARMUP_FILE`), when present, is
+  replayed as TF Serving does, and a failing request fails the load. When
+  absent, requests derived from `serving_default` are replayed instead; if
+  those fail, only a warning is logged.
+
+  Raises:
+    ServingError, ValueError, tf.errors.OpError...: the version cannot load.
+  """
+  signature_defs = warmup.read_signature_defs(path)
+  loaded = LoadedVersion(model_name, version, path,
+                         tf.saved_model.load(path, tags=[warmup.SERVE_TAG]),
+                         signature_defs)
+  requests = warmup.read_warmup_requests(path)
+  if requests:
+    for i, request in enumerate(requests):
+      try:
+        loaded.predict(request)
+      except ServingError as e:
+        raise ServingError(
+            e.code, f'warm-up request {i + 1} of {warmup.WARMUP_FILE} '
+            f'failed: {e.message}') from e
+    loaded.warmup_requests = len(requests)
+  elif DEFAULT_SIGNATURE in signature_defs:
+    try:
+      for request in warmup.requests_for_signature(
+          signature_defs[DEFAULT_SIGNATURE], model_name):
+        loaded.predict(request)
+    except Exception as e:  # Optional: the version serves all the same.
+      _LOG.warning('%s version %d: could not warm up %s: %s', model_name,
+                   version, DEFAULT_SIGNATURE,
+                   getattr(e, 'message', None) or e)
+  return loaded
+
+
+# --- The served models -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionState:
+  """What GetModelStatus reports for one version."""
+  state: int  # A ModelVersionStatus.State.
+  error_code: grpc.StatusCode = grpc.StatusCode.OK
+  error_message: str = ''
+
+
+def _version_folders(model_dir: str) -> List[int]:
+  """Integer sub-folders holding a SavedModel, newest first."""
+  versions = []
+  for name in os.listdir(model_dir):
+    path = os.path.join(model_dir, name)
+    if name.isdigit() and (
+        os.path.isfile(os.path.join(path, 'saved_model.pb')) or
+        os.path.isfile(os.path.join(path, 'saved_model.pbtxt'))):
+      versions.append(int(name))
+  return sorted(versions, reverse=True)
+
+
+def _model_folders(serving_dir: str) -> List[str]:
+  return sorted(n for n in os.listdir(serving_dir)
+                if not n.startswith('.') and
+                os.path.isdir(os.path.join(serving_dir, n)))
+
+
+def _stamp(path: str) -> float:
+  """When a version folder's graph last changed: a failed load is retried
+  only after that."""
+  for name in ('saved_model.pb', 'saved_model.pbtxt'):
+    try:
+      return os.stat(os.path.join(path, name)).st_mtime
+    except OSError:
+      continue
+  return 0.0
+
+
+class ModelRegistry:
+  """The versions served per model, refreshed from disk by `poll()`.
+
+  Request threads only read `_served` and `_states`, dicts that `poll()`
+  replaces whole and never mutates, so serving takes no lock.
+  """
+
+  def __init__(self, serving_dir: str,
+               num_versions: int = DEFAULT_NUM_VERSIONS):
+    if num_versions < 0:
+      raise ValueError(f'num_versions must be >= 0 (0: all), got '
+                       f'{num_versions}')
+    self.serving_dir = serving_dir
+    self.num_versions = num_versions
+    # model -> (version -> LoadedVersion, newest LoadedVersion)
+    self._served: Dict[str, Tuple[Dict[int, LoadedVersion],
+                                  LoadedVersion]] = {}
+    # model -> version -> VersionState
+    self._states: Dict[str, Dict[int, VersionState]] = {}
+    self._failed: Dict[str, float] = {}  # version path -> its _stamp
+    self._poll_lock = threading.Lock()
+
+  def get(self, model_spec: model_pb2.ModelSpec) -> LoadedVersion:
+    """The version a request asks for.
+
+    Raises:
+      ServingError: INVALID_ARGUMENT without a model name or with a version
+        label (none are configured), NOT_FOUND for an unknown model or a
+        version not served, with TF Serving's messages.
+    """
+    name = model_spec.name
+    if not name:
+      raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                         'Missing ModelSpec name')
+    if model_spec.version_label:
+      raise ServingError(
+          grpc.StatusCode.INVALID_ARGUMENT,
+          f'Unrecognized servable version label: '
+          f'{model_spec.version_label} (no labels are configured)')
+    served = self._served.get(name)
+    if model_spec.HasField('version'):
+      version = model_spec.version.value
+      loaded = served[0].get(version) if served else None
+      if loaded is None:
+        raise ServingError(
+            grpc.StatusCode.NOT_FOUND,
+            f'Servable not found for request: Specific({name}, {version})')
+      return loaded
+    if served is None:
+      raise ServingError(grpc.StatusCode.NOT_FOUND,
+                         f'Servable not found for request: Latest({name})')
+    return served[1]
+
+  def status(self, model_spec: model_pb2.ModelSpec
+            ) -> List[Tuple[int, VersionState]]:
+    """(version, state) of the model's known versions, newest first.
+
+    Raises:
+      ServingError: NOT_FOUND for an unknown model or version.
+    """
+    name = model_spec.name
+    if not name:
+      raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                         'Missing ModelSpec name')
+    states = self._states.get(name, {})
+    if model_spec.HasField('version'):
+      version = model_spec.version.value
+      if version not in states:
+        raise ServingError(
+            grpc.StatusCode.NOT_FOUND,
+            f'Could not find version {version} of model {name}')
+      return [(version, states[version])]
+    if not states:
+      raise ServingError(grpc.StatusCode.NOT_FOUND,
+                         f'Could not find any versions of model {name}')
+    return sorted(states.items(), reverse=True)
+
+  def served_versions(self) -> Dict[str, List[int]]:
+    """Model -> the versions it serves, newest first."""
+    return {name: sorted(versions, reverse=True)
+            for name, (versions, _) in self._served.items()}
+
+  def poll(self) -> None:
+    """Loads new versions, then swaps them in and unloads old ones."""
+    with self._poll_lock:
+      models = _model_folders(self.serving_dir)
+      served = dict(self._served)
+      for name in models:
+        self._poll_model(name, served)
+      for name in set(served) - set(models):
+        _LOG.info('Unloaded model %s: its folder is gone', name)
+        del served[name]
+        self._set_states(name, {})
+
+  def _poll_model(self, name: str, served: Dict[str, Tuple[
+      Dict[int, LoadedVersion], LoadedVersion]]) -> None:
+    model_dir = os.path.join(self.serving_dir, name)
+    current = dict(served[name][0]) if name in served else {}
+    # Loaded versions, and failed ones (END, with their error) while their
+    # folder is still there.
+    states = {v: s for v, s in self._states.get(name, {}).items()
+              if v in current or s.state == _State.END}
+    while True:
+      on_disk = _version_folders(model_dir)
+      failed = {}
+      for version in on_disk:
+        path = os.path.join(model_dir, str(version))
+        if self._failed.get(path) == _stamp(path):
+          failed[version] = path
+      candidates = [v for v in on_disk if v not in failed]
+      wanted = (candidates[:self.num_versions] if self.num_versions else
+                candidates)
+      to_load = [v for v in wanted if v not in current]
+      if not to_load:
+        break
+      version = to_load[0]
+      path = os.path.join(model_dir, str(version))
+      states[version] = VersionState(_State.LOADING)
+      self._set_states(name, states)
+      started = time.monotonic()
+      try:
+        loaded = load_version(path, name, version)
+      except Exception as e:  # Any failure: log it, keep serving the rest.
+        message = e.message if isinstance(e, ServingError) else (
+            f'{type(e).__name__}: {e}'.split('\n')[0])
+        self._failed[path] = _stamp(path)
+        states[version] = VersionState(
+            _State.END, getattr(e, 'code', grpc.StatusCode.UNKNOWN),
+            message)
+        self._set_states(name, states)
+        serving = sorted(current, reverse=True)
+        _LOG.error('Could not load %s version %d from %s: %s; %s', name,
+                   version, path, message,
+                   f'still serving version(s) {serving}' if serving else
+                   'no version of it is served')
+        continue
+      current[version] = loaded
+      states[version] = VersionState(_State.AVAILABLE)
+      warmed = (f', replayed {loaded.warmup_requests} warm-up request(s)'
+                if loaded.warmup_requests else '')
+      _LOG.info('Loaded %s version %d from %s in %.1fs (signatures: %s%s)',
+                name, version, path, time.monotonic() - started,
+                ', '.join(sorted(loaded.signatures)), warmed)
+    for version in sorted(set(current) - set(wanted)):
+      del current[version]
+      states.pop(version, None)
+      why = ('its folder is gone' if version not in on_disk else
+             f'not among the newest {self.num_versions}')
+      _LOG.info('Unloaded %s version %d: %s', name, version, why)
+    for version in list(states):
+      if states[version].state == _State.END and version not in on_disk:
+        del states[version]
+    if current:
+      served[name] = (current, current[max(current)])
+    else:
+      served.pop(name, None)
+    self._served = dict(served)
+    self._set_states(name, states)
+
+  def _set_states(self, name: str, states: Dict[int, VersionState]) -> None:
+    all_states = dict(self._states)
+    if states:
+      all_states[name] = dict(states)
+    else:
+      all_states.pop(name, None)
+    self._states = all_states
+
+
+# --- gRPC services -----------------------------------------------------------
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+  """TF Serving's PredictionService: Predict and GetModelMetadata."""
+
+  def __init__(self, registry: ModelRegistry):
+    self._registry = registry
+
+  def Predict(self, request, context):
+    try:
+      return self._registry.get(request.model_spec).predict(request)
+    except ServingError as e:
+      context.abort(e.code, e.message)
+    except Exception as e:  # A bug or an unexpected model failure.
+      _LOG.exception('Predict failed for %s', request.model_spec.name)
+      context.abort(grpc.StatusCode.INTERNAL, f'{type(e).__name__}: {e}')
+
+  def GetModelMetadata(self, request, context):
+    try:
+      if not request.metadata_field:
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            'GetModelMetadataRequest must specify at least one '
+            'metadata_field')
+      unsupported = [f for f in request.metadata_field
+                     if f != SIGNATURE_DEF_FIELD]
+      if unsupported:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f'Metadata field {unsupported[0]} is not '
+                           f'supported (only {SIGNATURE_DEF_FIELD})')
+      loaded = self._registry.get(request.model_spec)
+    except ServingError as e:
+      context.abort(e.code, e.message)
+    response = get_model_metadata_pb2.GetModelMetadataResponse(
+        model_spec=loaded.model_spec())
+    response.metadata[SIGNATURE_DEF_FIELD].Pack(loaded.signature_def_map)
+    return response
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+  """TF Serving's ModelService: GetModelStatus."""
+
+  def __init__(self, registry: ModelRegistry):
+    self._registry = registry
+
+  def GetModelStatus(self, request, context):
+    try:
+      states = self._registry.status(request.model_spec)
+    except ServingError as e:
+      context.abort(e.code, e.message)
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for version, state in states:
+      status = response.model_version_status.add(version=version,
+                                                 state=state.state)
+      status.status.error_code = state.error_code.value[0]
+      status.status.error_message = state.error_message
+    return response
+
+
+class LocalServer:
+  """The gRPC server, its registry and the thread polling the folder.
+
+  Use as a context manager, or `start()` then `stop()`:
+
+      with LocalServer('outputs/serving', port=0) as server:
+        ...  # server.address, e.g. '127.0.0.1:40123'
+  """
+
+  def __init__(self, serving_dir: str, host: str = DEFAULT_HOST,
+               port: int = DEFAULT_PORT,
+               poll_seconds: float = DEFAULT_POLL_SECONDS,
+               num_versions: int = DEFAULT_NUM_VERSIONS,
+               threads: int = DEFAULT_THREADS):
+    if not os.path.isdir(serving_dir):
+      raise ValueError(f'serving folder {serving_dir} does not exist (push '
+                       'a model first: make run)')
+    if poll_seconds <= 0:
+      raise ValueError(f'poll_seconds must be > 0, got {poll_seconds}')
+    if threads < 1:
+      raise ValueError(f'threads must be >= 1, got {threads}')
+    self.registry = ModelRegistry(serving_dir, num_versions)
+    self.host = host
+    self.port = port
+    self.poll_seconds = poll_seconds
+    self.threads = threads
+    self._server: Optional[grpc.Server] = None
+    self._stopping = threading.Event()
+    self._poller: Optional[threading.Thread] = None
+
+  @property
+  def address(self) -> str:
+    host = f'[{self.host}]' if ':' in self.host else self.host
+    return f'{host}:{self.port}'
+
+  def start(self) -> 'LocalServer':
+    """Loads what is on disk, then listens; `port=0` picks a free port.
+
+    Raises:
+      OSError: the address cannot be bound.
+    """
+    self.registry.poll()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=self.threads,
+                                   thread_name_prefix='grpc'),
+        options=_GRPC_OPTIONS)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(self.registry), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(self.registry), server)
+    try:
+      port = server.add_insecure_port(self.address)
+    except RuntimeError:  # grpcio raises where older versions returned 0.
+      port = 0
+    if not port:
+      raise OSError(f'cannot listen on {self.address} (port in use?)')
+    self.port = port
+    server.start()
+    self._server = server
+    self._stopping.clear()
+    self._poller = threading.Thread(target=self._poll_forever,
+                                    name='serving-poller', daemon=True)
+    self._poller.start()
+    return self
+
+  def stop(self, grace: Optional[float] = 1.0) -> None:
+    self._stopping.set()
+    if self._poller is not None:
+      self._poller.join()
+    if self._server is not None:
+      self._server.stop(grace).wait()
+      self._server = None
+
+  def wait(self) -> None:
+    """Blocks until the server stops."""
+    if self._server is not None:
+      self._server.wait_for_termination()
+
+  def __enter__(self) -> 'LocalServer':
+    return self.start()
+
+  def __exit__(self, *exc_info) -> None:
+    self.stop()
+
+  def _poll_forever(self) -> None:
+    while not self._stopping.wait(self.poll_seconds):
+      try:
+        self.registry.poll()
+      except Exception:  # e.g. the folder vanished; try again next time.
+        _LOG.exception('Polling %s failed', self.registry.serving_dir)
+
+
+# --- Command line ------------------------------------------------------------
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='python -m serving.server',
+      description='A local server with TF Serving\'s gRPC API '
+      '(PredictionService, ModelService) over the SavedModels of a serving '
+      'folder, for development and tests. Production: real TF Serving, see '
+      'serving/README.md.',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--serving-dir', required=True,
+                      help='folder of <model>/<version>/ SavedModels, e.g. '
+                      'outputs/serving')
+  parser.add_argument('--port', type=int, default=DEFAULT_PORT,
+                      help='gRPC port (0: any free port)')
+  parser.add_argument('--host', default=DEFAULT_HOST,
+                      help='address to bind (0.0.0.0 exposes the server to '
+                      'the network)')
+  parser.add_argument('--poll-seconds', type=float,
+                      default=DEFAULT_POLL_SECONDS,
+                      help='how often to look for new versions')
+  parser.add_argument('--num-versions', type=int,
+                      default=DEFAULT_NUM_VERSIONS,
+                      help='newest versions served per model (0: all)')
+  parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
+                      help='gRPC worker threads')
+  parser.add_argument('--inter-op-threads', type=int,
+                      default=DEFAULT_INTER_OP_THREADS,
+                      help='TensorFlow inter-op threads (0: one per core); '
+                      "TF Serving's --tensorflow_inter_op_parallelism")
+  parser.add_argument('--intra-op-threads', type=int,
+                      default=DEFAULT_INTRA_OP_THREADS,
+                      help='TensorFlow intra-op threads (0: one per core); '
+                      "TF Serving's --tensorflow_intra_op_parallelism")
+  args = parser.parse_args(argv)
+  if not 0 <= args.port <= 65535:
+    parser.error(f'--port must be 0..65535, got {args.port}')
+  if args.poll_seconds <= 0:
+    parser.error('--poll-seconds must be > 0')
+  if args.num_versions < 0:
+    parser.error('--num-versions must be >= 0')
+  if args.threads < 1:
+    parser.error('--threads must be >= 1')
+  if args.inter_op_threads < 0 or args.intra_op_threads < 0:
+    parser.error('--inter-op-threads and --intra-op-threads must be >= 0')
+  return args
+
+
+def _log_to_stderr() -> None:
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter(
+      '%(asctime)s %(levelname)s %(message)s', '%Y-%m-%d %H:%M:%S'))
+  logger = logging.getLogger('serving')
+  logger.handlers[:] = [handler]
+  logger.setLevel(logging.INFO)
+  logger.propagate = False
+
+
+def _interrupt(signum, frame):
+  raise KeyboardInterrupt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = parse_args(argv)
+  _log_to_stderr()
+  # Before anything runs a TensorFlow op; 0 keeps TensorFlow's default.
+  tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+  tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+  try:
+    server = LocalServer(args.serving_dir, args.host, args.port,
+                         args.poll_seconds, args.num_versions, args.threads)
+    server.start()
+  except (ValueError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  served = server.registry.served_versions()
+  if not served:
+    _LOG.warning('No model version under %s yet; polling every %gs',
+                 args.serving_dir, args.poll_seconds)
+  # One line on stdout that scripts (benchmarks, tests) wait for.
+  print(f'Serving {len(served)} model(s) on {server.address} (local '
+        'development server, not TF Serving)', flush=True)
+  signal.signal(signal.SIGTERM, _interrupt)  # docker stop, kill: as Ctrl-C.
+  try:
+    server.wait()
+  except KeyboardInterrupt:
+    _LOG.info('Stopping')
+    server.stop()
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,123 @@
+"""The client's command line against the local server: what each command
+prints, `--json`, and failures as one `error:` line with exit code 1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from serving import cli
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def _run(capsys, *argv):
+  code = cli.main(list(argv))
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def test_recommend_prints_each_users_list(local_server, capsys):
+  code, out, err = _run(capsys, 'recommend', '--user', '1', '--user', '2',
+                        '--address', local_server.address)
+
+  assert (code, err) == (0, '')
+  assert out.splitlines() == [
+      'user 1 (recommender version 1):',
+      '    1. 30  Thirty (1992)  3.0000',
+      '    2. 10  Ten (1990)     2.0000',
+      '',
+      'user 2 (recommender version 1):',
+      '    1. 20  Twenty (1991)  3.0000',
+      '    2. 30  Thirty (1992)  2.0000',
+  ]
+
+
+def test_recommend_json_from_another_model(local_server, capsys):
+  code, out, _ = _run(capsys, 'recommend', '--user', 'new-user', '--model',
+                      'retrieval', '--version', '1', '--top', '1', '--json',
+                      '--address', local_server.address)
+
+  assert code == 0
+  assert json.loads(out) == [{
+      'user_id': 'new-user', 'model': 'retrieval', 'version': 1,
+      'items': [{'movie_id': '10', 'title': 'Ten (1990)', 'score': 3.0}]}]
+
+
+def test_rate(local_server, capsys):
+  code, out, _ = _run(capsys, 'rate', '--user', '1', '--movie', '10',
+                      '--movie', '99', '--address', local_server.address)
+
+  assert code == 0
+  assert out.splitlines() == [
+      'user 1  movie 10  4.500  (ranking version 1)',
+      'user 1  movie 99  3.500  (ranking version 1)']
+
+
+def test_status_and_metadata(local_server, capsys):
+  status = _run(capsys, 'status', '--model', 'ranking', '--address',
+                local_server.address)
+  metadata = _run(capsys, 'metadata', '--model', 'ranking', '--address',
+                  local_server.address)
+
+  assert status == (0, 'ranking version 1: AVAILABLE\n', '')
+  assert metadata[0] == 0
+  assert metadata[1].splitlines() == [
+      'ranking version 1',
+      '  signature serving_default',
+      '    inputs:',
+      '      movie_id: string [None]',
+      '      user_id: string [None]',
+      '    outputs:',
+      '      rating: float32 [None]']
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['recommend', '--user', '1', '--model', 'nope'],
+     "error: model 'nope' not found on {address}"),
+    (['status', '--model', 'ranking', '--version', '3'],
+     "error: model 'ranking' version 3 not available on {address} "
+     '(serving version(s) 1)'),
+    (['rate', '--user', '1', '--user', '2', '--movie', '1', '--movie', '2',
+      '--movie', '3'],
+     'error: 2 user ids and 3 movie ids: give one of each per pair, or one '
+     'user (or movie) for all'),
+])
+def test_failures_are_one_line_and_exit_1(local_server, capsys, argv,
+                                          message):
+  code, out, err = _run(capsys, *argv, '--address', local_server.address)
+
+  assert (code, out) == (1, '')
+  assert err == message.format(address=local_server.address) + '\n'
+
+
+def test_usage_errors_exit_2(capsys):
+  with pytest.raises(SystemExit) as raised:
+    cli.main(['recommend', '--timeout', '0', '--user', '1'])
+
+  assert raised.value.code == 2
+  assert '--timeout: must be > 0' in capsys.readouterr().err
+
+
+def test_python_dash_m_serving_client_prints_no_traceback():
+  address = f'127.0.0.1:{_free_port()}'
+
+  done = subprocess.run(
+      [sys.executable, '-m', 'serving.client', 'recommend', '--user', '1',
+       '--address', address], cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=120)
+
+  assert done.returncode == 1
+  assert done.stdout == ''
+  assert done.stderr == (
+      f'error: cannot reach TF Serving at {address} (connection refused)\n')
