@@ -22,7 +22,7 @@ from typing import List, Optional  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-  from pipeline import configs  # Light: no TensorFlow.
+  from pipeline import configs, flags  # Light: no TensorFlow.
   parser = argparse.ArgumentParser(
       description='Run the MovieLens TFX pipeline locally.',
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -63,6 +63,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
       '--max-regression', type=float, default=configs.MAX_REGRESSION,
       help='bless only if recall@100 is at most this much below the latest '
       'blessed model')
+  parser.add_argument(
+      '--ranking-epochs', type=int, default=None,
+      help='maximum training epochs of the ranking model; default from '
+      'modules/hparams.py')
+  parser.add_argument(
+      '--ranking-hparam', action='append', default=[], metavar='NAME=VALUE',
+      help='override a ranking hyper-parameter of modules/hparams.py '
+      '(repeatable), e.g. --ranking-hparam architecture=mlp')
+  parser.add_argument(
+      '--max-rmse', type=float, default=configs.MAX_RMSE,
+      help='bless the ranking model only if its eval RMSE is at most this')
+  parser.add_argument(
+      '--max-rmse-increase', type=float, default=configs.MAX_RMSE_INCREASE,
+      help='... and at most this much above the latest blessed ranking '
+      "model's")
+  parser.add_argument(
+      '--recommender-top-k', type=int, default=configs.RECOMMENDER_TOP_K,
+      help='movies the two-stage recommender returns per user')
+  parser.add_argument(
+      '--no-ranking', action='store_true',
+      help='retrieval only: leave out the ranking model and the recommender')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when unchanged')
   parser.add_argument('--verbose', action='store_true',
@@ -76,19 +97,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.error('--epochs must be at least 1')
   if args.top_k < 1:
     parser.error('--top-k must be at least 1')
-  args.hparams = {}
-  for item in args.hparam:
-    name, sep, value = item.partition('=')
-    if not sep or not name:
-      parser.error(f'--hparam takes NAME=VALUE, got {item!r}')
-    args.hparams[name.strip()] = value.strip()
-  if args.epochs is not None:
-    args.hparams['epochs'] = args.epochs
-  from modules.hparams import RetrievalHParams  # No TensorFlow import.
-  try:
-    RetrievalHParams.from_config(args.hparams)
-  except ValueError as e:
-    parser.error(str(e))
+  if args.ranking_epochs is not None and args.ranking_epochs < 1:
+    parser.error('--ranking-epochs must be at least 1')
+  if not 1 <= args.recommender_top_k <= args.top_k:
+    parser.error(f'--recommender-top-k must be between 1 and --top-k '
+                 f'({args.top_k}): the recommender re-ranks the retrieval '
+                 'top K')
+  # No TensorFlow import here.
+  from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
+  args.hparams = flags.hparam_overrides(
+      parser, '--hparam', args.hparam, args.epochs, RetrievalHParams)
+  args.ranking_hparams = flags.hparam_overrides(
+      parser, '--ranking-hparam', args.ranking_hparam, args.ranking_epochs,
+      RankingHParams)
   return args
 
 
@@ -145,6 +166,11 @@ def main(argv: Optional[List[str]] = None) -> int:
       exclude_seen=not args.no_exclude_seen,
       min_lift_over_popularity=args.min_lift_over_popularity,
       max_regression=args.max_regression,
+      ranking_run_fn=None if args.no_ranking else configs.RANKING_RUN_FN,
+      ranking_hparams=args.ranking_hparams,
+      max_rmse=args.max_rmse,
+      max_rmse_increase=args.max_rmse_increase,
+      recommender_top_k=args.recommender_top_k,
       enable_cache=not args.no_cache,
       beam_pipeline_args=beam_pipeline_args(args.beam_workers),
       metadata_connection_config=tfx.orchestration.metadata
@@ -159,6 +185,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   print(f'Pipeline finished: {len(reporter.finished)} components in '
         f'{total:.1f}s. Artifacts under {configs.pipeline_root(output_dir)}')
   print(summary.retrieval_report(configs.metadata_path(output_dir)))
+  if not args.no_ranking:
+    print(summary.ranking_report(configs.metadata_path(output_dir)))
   return 0
 
 

@@ -12,6 +12,7 @@ PIPELINE_NAME = 'movielens-tfx'
 # Kubeflow/Vertex containers need no local module file.
 PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
 RETRIEVAL_RUN_FN = 'modules.retrieval_trainer.run_fn'
+RANKING_RUN_FN = 'modules.ranking_trainer.run_fn'
 
 # The curated schema of the ratings examples (see pipeline/schema/README.md).
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), 'schema',
@@ -24,6 +25,11 @@ RETRIEVAL_TOP_K = 100
 # Blessing of the retrieval model (recall@100 on the eval split).
 MIN_LIFT_OVER_POPULARITY = 0.0
 MAX_REGRESSION = 0.01
+# Blessing of the ranking model (TFMA, RMSE on the eval split). A constant
+# prediction of the mean rating has an RMSE of about 1.13 on ML-100K.
+MAX_RMSE = 1.1
+MAX_RMSE_INCREASE = 0.01
+RECOMMENDER_TOP_K = 10
 
 
 def pipeline_root(output_dir: str) -> str:

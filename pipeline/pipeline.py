@@ -9,9 +9,10 @@ from tfx import v1 as tfx
 from components.anomaly_gate import AnomalyGate
 from components.atomic_pusher import AtomicPusher
 from components.movielens_example_gen import MovieLensExampleGen
+from components.recommender_builder import RecommenderBuilder
 from components.retrieval_evaluator import RetrievalEvaluator
 from components.retrieval_indexer import RetrievalIndexer
-from pipeline import trainers
+from pipeline import configs, evaluation, trainers
 
 
 def create_pipeline(
@@ -22,12 +23,18 @@ def create_pipeline(
     preprocessing_fn: str,
     retrieval_run_fn: str,
     serving_dir: str,
+    ranking_run_fn: Optional[str] = None,
     eval_fraction: float = 0.2,
     retrieval_hparams: Optional[Dict[str, Any]] = None,
     retrieval_top_k: int = 100,
     exclude_seen: bool = True,
     min_lift_over_popularity: float = 0.0,
     max_regression: float = 0.01,
+    ranking_hparams: Optional[Dict[str, Any]] = None,
+    max_rmse: float = configs.MAX_RMSE,
+    max_rmse_increase: float = configs.MAX_RMSE_INCREASE,
+    recommender_top_k: Optional[int] = None,
+    recommender_retrieval_weight: Optional[float] = None,
     enable_cache: bool = True,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[
@@ -44,7 +51,9 @@ def create_pipeline(
     preprocessing_fn: import path of Transform's preprocessing_fn.
     retrieval_run_fn: import path of the retrieval Trainer's run_fn.
     serving_dir: where blessed servables are pushed, one folder per model
-      (`<serving_dir>/retrieval/<version>/`).
+      (`<serving_dir>/{retrieval,ranking,recommender}/<version>/`).
+    ranking_run_fn: import path of the ranking Trainer's run_fn; None
+      leaves out the ranking stage and the recommender.
     eval_fraction: share of each user's newest ratings held out for eval.
     retrieval_hparams: overrides of `modules.hparams.RetrievalHParams`.
     retrieval_top_k: movies the retrieval servable returns per user.
@@ -53,6 +62,14 @@ def create_pipeline(
       recall@100 beats the most-popular baseline's by this relative margin.
     max_regression: ... and is at most this much (absolute recall@100)
       below the latest blessed model's, measured on the same data.
+    ranking_hparams: overrides of `modules.hparams.RankingHParams`.
+    max_rmse: the ranking model is blessed only if its eval RMSE is at most
+      this ...
+    max_rmse_increase: ... and at most this much above the latest blessed
+      ranking model's (pipeline/evaluation.py).
+    recommender_top_k: movies the two-stage recommender returns (10).
+    recommender_retrieval_weight: weight of the retrieval score in the
+      recommender's ranking score (modules/recommender_export.py).
     enable_cache: reuse outputs of components whose inputs did not change.
     beam_pipeline_args: Beam options for ExampleGen, StatisticsGen and
       Transform (e.g. DirectRunner workers, or Dataflow settings).
@@ -113,9 +130,10 @@ def create_pipeline(
   # Finds the latest blessed retrieval servable, the regression baseline.
   latest_blessed_retrieval = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing),
+      model=_channel(tfx.types.standard_artifacts.Model, 'RetrievalIndexer',
+                     'servable'),
+      model_blessing=_channel(tfx.types.standard_artifacts.ModelBlessing,
+                              'RetrievalEvaluator', 'blessing'),
   ).with_id('LatestBlessedRetrieval')
 
   # Scores top-K retrieval on eval against popularity and the baseline.
@@ -131,9 +149,7 @@ def create_pipeline(
   retrieval_pusher = AtomicPusher(
       model=retrieval_indexer.outputs['servable'],
       model_blessing=retrieval_evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=os.path.join(serving_dir, 'retrieval'))),
+      push_destination=_push_destination(serving_dir, 'retrieval'),
   ).with_id('RetrievalPusher')
 
   components = [
@@ -141,6 +157,60 @@ def create_pipeline(
       anomaly_gate, transform, retrieval_trainer, retrieval_indexer,
       latest_blessed_retrieval, retrieval_evaluator, retrieval_pusher,
   ]
+  if ranking_run_fn:
+    # Trains the ranking model (rating and relevance heads); its SavedModel
+    # is the ranking servable.
+    ranking_trainer = trainers.make_trainer(
+        'RankingTrainer', ranking_run_fn,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        custom_config={'hparams': dict(ranking_hparams or {})},
+        vertex_training=vertex_training)
+
+    # Finds the latest blessed ranking model, TFMA's change baseline.
+    latest_blessed_ranking = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=_channel(tfx.types.standard_artifacts.Model, 'RankingTrainer',
+                       'model'),
+        model_blessing=_channel(tfx.types.standard_artifacts.ModelBlessing,
+                                'RankingEvaluator', 'blessing'),
+    ).with_id('LatestBlessedRanking')
+
+    # TFMA: RMSE/MAE overall and sliced; blesses on the thresholds.
+    ranking_evaluator = tfx.components.Evaluator(
+        examples=ratings,
+        model=ranking_trainer.outputs['model'],
+        baseline_model=latest_blessed_ranking.outputs['model'],
+        eval_config=evaluation.ranking_eval_config(max_rmse,
+                                                   max_rmse_increase),
+    ).with_id('RankingEvaluator')
+
+    # Pushes the ranking servable, only when blessed.
+    ranking_pusher = AtomicPusher(
+        model=ranking_trainer.outputs['model'],
+        model_blessing=ranking_evaluator.outputs['blessing'],
+        push_destination=_push_destination(serving_dir, 'ranking'),
+    ).with_id('RankingPusher')
+
+    # Retrieval + ranking in one servable, built when both are blessed.
+    recommender_builder = RecommenderBuilder(
+        retrieval=retrieval_indexer.outputs['servable'],
+        retrieval_blessing=retrieval_evaluator.outputs['blessing'],
+        ranking=ranking_trainer.outputs['model'],
+        ranking_blessing=ranking_evaluator.outputs['blessing'],
+        top_k=recommender_top_k,
+        retrieval_weight=recommender_retrieval_weight)
+
+    # Pushes the recommender, only when both of its models were blessed.
+    recommender_pusher = AtomicPusher(
+        model=recommender_builder.outputs['recommender'],
+        model_blessing=recommender_builder.outputs['blessing'],
+        push_destination=_push_destination(serving_dir, 'recommender'),
+    ).with_id('RecommenderPusher')
+    components += [ranking_trainer, latest_blessed_ranking,
+                   ranking_evaluator, ranking_pusher, recommender_builder,
+                   recommender_pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
@@ -149,3 +219,18 @@ def create_pipeline(
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [],
   )
+
+
+def _channel(artifact_type, producer_component_id: str, output_key: str):
+  """A resolver input restricted to one component's output: with several
+  Model producers in the pipeline, an unrestricted channel would let the
+  latest blessed *ranking* model become the retrieval baseline."""
+  return tfx.dsl.Channel(type=artifact_type,
+                         producer_component_id=producer_component_id,
+                         output_key=output_key)
+
+
+def _push_destination(serving_dir: str, model_name: str):
+  return tfx.proto.PushDestination(
+      filesystem=tfx.proto.PushDestination.Filesystem(
+          base_directory=os.path.join(serving_dir, model_name)))

@@ -51,3 +51,51 @@ def retrieval_report(metadata_path: str) -> str:
   lines.append(f'Retrieval servable pushed to: {pushed_to}' if pushed_to else
                'Retrieval servable: not pushed (not blessed).')
   return '\n'.join(lines)
+
+
+def _pushed_line(store, pusher: str, label: str) -> str:
+  pushed = _latest(store, 'PushedModel', pusher)
+  if pushed is not None and pushed.custom_properties['pushed'].int_value:
+    return (f'{label} pushed to: '
+            f'{pushed.custom_properties["pushed_destination"].string_value}')
+  return f'{label}: not pushed (not blessed).'
+
+
+def ranking_report(metadata_path: str) -> str:
+  """The ranking model's TFMA metrics and blessing, the recommender's push."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  store = metadata_store.MetadataStore(config)
+  lines = []
+  evaluation = _latest(store, 'ModelEvaluation', 'RankingEvaluator')
+  if evaluation is not None:
+    result = tfma.load_eval_result(evaluation.uri)
+    lines.append('Ranking evaluation (TFMA, eval split):')
+    lines.append(f'  {"slice":<28}{"examples":>9}{"RMSE":>8}{"MAE":>8}')
+    rows = []
+    for slice_key, metrics in result.slicing_metrics:
+      values = next(iter(next(iter(metrics.values())).values()))
+      rows.append((
+          ', '.join(f'{k}={v}' for k, v in slice_key) if slice_key
+          else 'overall',
+          *(values.get(name, {}).get('doubleValue', float('nan'))
+            for name in ('example_count', 'root_mean_squared_error',
+                         'mean_absolute_error'))))
+    # Overall first, then the slices by name.
+    rows.sort(key=lambda row: (row[0] != 'overall', row[0]))
+    for name, count, rmse, mae in rows:
+      lines.append(f'  {name[:27]:<28}{count:9.0f}{rmse:8.4f}{mae:8.4f}')
+    validation = tfma.load_validation_result(evaluation.uri)
+    lines.append('  blessed: ' + ('yes' if validation.validation_ok
+                                  else 'NO'))
+    for per_slice in validation.metric_validations_per_slice:
+      for failure in per_slice.failures:
+        lines.append(f'    FAIL {failure.metric_key.name}'
+                     f'{" (vs baseline)" if failure.metric_key.is_diff else ""}'
+                     f' = {failure.metric_value.double_value.value:.4f}: '
+                     f'{failure.metric_threshold}'.replace('\n', ' '))
+  lines.append(_pushed_line(store, 'RankingPusher', 'Ranking servable'))
+  lines.append(_pushed_line(store, 'RecommenderPusher',
+                            'Recommender servable'))
+  return '\n'.join(lines)

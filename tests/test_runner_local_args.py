@@ -35,3 +35,24 @@ def test_bad_overrides_stop_before_the_pipeline(flag, message, capsys):
 def test_out_of_range_flags_are_refused(argv):
   with pytest.raises(SystemExit):
     runner_local.parse_args(argv)
+
+
+def test_ranking_hparams_and_epochs_are_collected():
+  args = runner_local.parse_args(['--ranking-hparam', 'architecture=mlp',
+                                  '--ranking-epochs', '4'])
+  assert args.ranking_hparams == {'architecture': 'mlp', 'epochs': 4}
+  assert args.hparams == {}
+  assert runner_local.parse_args([]).ranking_hparams == {}
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--ranking-hparam', 'depth=3'], 'Unknown ranking hyper-parameters'),
+    (['--ranking-epochs', '0'], '--ranking-epochs must be at least 1'),
+    (['--recommender-top-k', '101'], '--recommender-top-k must be between'),
+    (['--top-k', '5', '--recommender-top-k', '10'],
+     '--recommender-top-k must be between 1 and --top-k'),
+])
+def test_bad_ranking_flags_are_refused(argv, message, capsys):
+  with pytest.raises(SystemExit):
+    runner_local.parse_args(argv)
+  assert message in capsys.readouterr().err

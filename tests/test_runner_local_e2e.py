@@ -1,9 +1,10 @@
-"""End to end: `runner_local.py` on synthetic data, raw files to a pushed
-retrieval servable.
+"""End to end: `runner_local.py` on synthetic data, raw files to the pushed
+retrieval, ranking and two-stage recommender servables.
 
-Checks each artifact through ML Metadata, the blessing and the pushed
-model's answers, the cache on a rerun, that a failing threshold pushes
-nothing, and that data breaking the schema stops the run before Transform.
+Checks each artifact through ML Metadata, the blessings and the pushed
+models' answers, the cache on a rerun, that a failing threshold pushes
+nothing (and, for either model, no recommender), and that data breaking the
+schema stops the run before Transform.
 """
 
 import glob
@@ -13,6 +14,7 @@ import os
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from tensorflow_data_validation.utils import anomalies_util
 from ml_metadata import metadata_store
@@ -29,13 +31,20 @@ pytestmark = pytest.mark.slow
 COMPONENTS = ['MovieLensExampleGen', 'StatisticsGen', 'ImportSchemaGen',
               'ExampleValidator', 'AnomalyGate', 'Transform',
               'RetrievalTrainer', 'RetrievalIndexer', 'RetrievalEvaluator',
-              'RetrievalPusher']
-EPOCHS = '6'
+              'RetrievalPusher', 'RankingTrainer', 'RankingEvaluator',
+              'RankingPusher', 'RecommenderBuilder', 'RecommenderPusher']
+EPOCHS = ['--epochs', '6', '--ranking-epochs', '4']
+MODELS = ('retrieval', 'ranking', 'recommender')
 
 
-def _pushed_versions(output_dir):
-  base = os.path.join(output_dir, 'serving', 'retrieval')
+def _pushed_versions(output_dir, model='retrieval'):
+  base = os.path.join(output_dir, 'serving', model)
   return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+def _run(data_dir, output_dir, *flags):
+  return runner_local.main(['--data-dir', data_dir, '--output-dir',
+                            output_dir] + EPOCHS + list(flags))
 
 
 def _store(output_dir):
@@ -74,8 +83,7 @@ def synthetic_data(tmp_path_factory):
 def first_run(synthetic_data, tmp_path_factory):
   data_dir, summary = synthetic_data
   output_dir = str(tmp_path_factory.mktemp('outputs'))
-  code = runner_local.main(['--data-dir', data_dir, '--output-dir',
-                            output_dir, '--epochs', EPOCHS])
+  code = _run(data_dir, output_dir)
   return code, output_dir, data_dir, summary
 
 
@@ -205,36 +213,107 @@ def test_pushed_model_answers_users(first_run):
   assert titles[0][0].decode() == catalogue[ids[0][0]]
 
 
+def test_ranking_model_is_evaluated_by_tfma_blessed_and_pushed(first_run):
+  _, output_dir, data_dir, _ = first_run
+  store = _store(output_dir)
+  blessing = _latest(store, 'ModelBlessing', 'RankingEvaluator')
+  assert blessing.custom_properties['blessed'].int_value == 1
+  evaluation = _latest(store, 'ModelEvaluation', 'RankingEvaluator')
+  result = tfma.load_eval_result(evaluation.uri)
+  slices = {tuple(key): metrics for key, metrics in result.slicing_metrics}
+  overall = next(iter(next(iter(slices[()].values())).values()))
+  rmse = overall['root_mean_squared_error']['doubleValue']
+  assert 0.3 < rmse < configs.MAX_RMSE
+  # Sliced by gender, age bucket and genre.
+  keys = {k for key in slices for k, _ in key}
+  assert keys == {'gender', 'age_bucket_xf', 'genres'}
+  assert (('gender', 'F'),) in slices and (('gender', 'M'),) in slices
+
+  versions = _pushed_versions(output_dir, 'ranking')
+  assert len(versions) == 1
+  loaded = tf.saved_model.load(
+      os.path.join(output_dir, 'serving', 'ranking', versions[0]))
+  rated = _ratings_by_user(data_dir)
+  user = sorted(rated)[0]
+  movie = sorted(rated[user])[0]
+  answer = loaded.signatures['serving_default'](
+      user_id=tf.constant([user, 'no-such-user', user]),
+      movie_id=tf.constant([movie, movie, 'no-such-movie']))
+  assert list(answer) == ['rating']
+  ratings = answer['rating'].numpy()
+  assert ratings.shape == (3,)
+  assert ((ratings >= 1) & (ratings <= 5)).all()
+  # The contract: inputs user_id/movie_id string [None], output rating
+  # float32 [None]; and the signatures TFMA and the recommender use.
+  signatures = loaded.signatures
+  assert set(signatures) == {'serving_default', 'score_pairs',
+                             'serving_examples', 'transform_features'}
+  inputs = signatures['serving_default'].structured_input_signature[1]
+  assert {k: (v.dtype, v.shape.as_list()) for k, v in inputs.items()} == {
+      'user_id': (tf.string, [None]), 'movie_id': (tf.string, [None])}
+  outputs = signatures['serving_default'].structured_outputs
+  assert {k: (v.dtype, v.shape.as_list()) for k, v in outputs.items()} == {
+      'rating': (tf.float32, [None])}
+  assert set(signatures['score_pairs'].structured_outputs) == {
+      'rating', 'relevance'}
+
+
+def test_recommender_is_built_from_both_models_and_pushed(first_run):
+  _, output_dir, data_dir, _ = first_run
+  versions = _pushed_versions(output_dir, 'recommender')
+  assert len(versions) == 1
+  loaded = tf.saved_model.load(
+      os.path.join(output_dir, 'serving', 'recommender', versions[0]))
+  serve = loaded.signatures['serving_default']
+  rated = _ratings_by_user(data_dir)
+  users = sorted(rated)[:4] + ['no-such-user']
+  answer = serve(user_id=tf.constant(users))
+  ids = answer['movie_ids'].numpy().astype(str)
+  scores = answer['scores'].numpy()
+  assert ids.shape == (5, 10) and scores.shape == (5, 10)
+  assert answer['ratings'].shape == (5, 10)
+  assert (scores[:, :-1] >= scores[:, 1:]).all()
+  retrieval = tf.saved_model.load(os.path.join(
+      output_dir, 'serving', 'retrieval',
+      _pushed_versions(output_dir)[-1])).signatures['serving_default'](
+          user_id=tf.constant(users))['movie_ids'].numpy().astype(str)
+  for row, user in enumerate(users):
+    assert len(set(ids[row])) == 10 and all(ids[row])
+    # Re-ranked from the retrieval candidates; never a rated movie.
+    assert set(ids[row]) <= set(retrieval[row])
+    assert not set(ids[row]) & rated.get(user, set())
+
+
 def test_rerun_with_nothing_changed_reuses_every_component(first_run,
                                                             capsys):
   _, output_dir, data_dir, _ = first_run
-  before = _pushed_versions(output_dir)
-  code = runner_local.main(['--data-dir', data_dir, '--output-dir',
-                            output_dir, '--epochs', EPOCHS])
+  before = {m: _pushed_versions(output_dir, m) for m in MODELS}
+  code = _run(data_dir, output_dir)
   assert code == 0
   out = capsys.readouterr().out
-  # The evaluator reruns: its baseline input is now the latest blessed
-  # model (this very model). It blesses it again, and the pusher sees the
-  # same SavedModel already serving, so no duplicate version appears.
-  rerun = ('RetrievalEvaluator', 'RetrievalPusher')
+  # The evaluators rerun: their baseline input is now the latest blessed
+  # model (this very model). They bless it again, and so the recommender
+  # is rebuilt from the same two models; the pushers see the same
+  # SavedModels already serving, so no duplicate version appears.
+  rerun = ('RetrievalEvaluator', 'RetrievalPusher', 'RankingEvaluator',
+           'RankingPusher', 'RecommenderBuilder', 'RecommenderPusher')
   for component in COMPONENTS:
     expected = 'done' if component in rerun else 'reused from cache'
     assert f'{component:<22} {expected}' in out, out
-  assert _pushed_versions(output_dir) == before
+  assert {m: _pushed_versions(output_dir, m) for m in MODELS} == before
 
 
 def test_failing_threshold_blocks_the_push(first_run, capsys):
   _, output_dir, data_dir, _ = first_run
-  before = _pushed_versions(output_dir)
+  before = {m: _pushed_versions(output_dir, m) for m in MODELS}
   # Demand a recall@100 ten times the popularity baseline's: impossible.
-  code = runner_local.main(['--data-dir', data_dir, '--output-dir',
-                            output_dir, '--epochs', EPOCHS,
-                            '--min-lift-over-popularity', '9'])
+  code = _run(data_dir, output_dir, '--min-lift-over-popularity', '9')
   assert code == 0
   out = capsys.readouterr().out
   assert 'RetrievalTrainer       reused from cache' in out
-  assert 'not pushed (not blessed)' in out
-  assert _pushed_versions(output_dir) == before
+  assert 'Retrieval servable: not pushed (not blessed)' in out
+  assert 'Recommender servable: not pushed (not blessed)' in out
+  assert {m: _pushed_versions(output_dir, m) for m in MODELS} == before
   blessing = _latest(_store(output_dir), 'ModelBlessing',
                      'RetrievalEvaluator')
   assert blessing.custom_properties['blessed'].int_value == 0
@@ -256,10 +335,27 @@ def test_data_breaking_the_schema_stops_before_transform(
   (broken / 'u.user').write_text('\n'.join(users) + '\n')
 
   output_dir = str(tmp_path / 'out')
-  code = runner_local.main(['--data-dir', str(broken), '--output-dir',
-                            output_dir, '--epochs', EPOCHS])
+  code = _run(str(broken), output_dir)
   assert code == 1
   err = capsys.readouterr().err
   assert 'occupation' in err and 'astronaut' in err, err
   store = _store(output_dir)
   assert not store.get_artifacts_by_type('TransformGraph')
+
+
+def test_failing_ranking_threshold_blocks_ranking_and_recommender(
+    first_run, capsys):
+  _, output_dir, data_dir, _ = first_run
+  before = {m: _pushed_versions(output_dir, m) for m in MODELS}
+  # An RMSE no model reaches on ratings from 1 to 5.
+  code = _run(data_dir, output_dir, '--max-rmse', '0.05')
+  assert code == 0
+  out = capsys.readouterr().out
+  assert 'RankingTrainer         reused from cache' in out
+  assert 'Ranking servable: not pushed (not blessed)' in out
+  assert 'Recommender servable: not pushed (not blessed)' in out
+  assert {m: _pushed_versions(output_dir, m) for m in MODELS} == before
+  blessing = _latest(_store(output_dir), 'ModelBlessing', 'RecommenderBuilder')
+  assert blessing.custom_properties['blessed'].int_value == 0
+  assert 'ranking' in blessing.custom_properties[
+      'blessing_message'].string_value

@@ -92,3 +92,23 @@ def test_misspelt_boolean_raises(value):
 def test_fractional_value_for_an_int_field_raises(name, value):
   with pytest.raises(ValueError, match=name):
     RetrievalHParams.from_config({name: value})
+
+
+def test_ranking_defaults_and_overrides():
+  from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
+  hparams = RankingHParams.from_config({'architecture': 'dcn',
+                                        'hidden_units': '128, 32',
+                                        'relevance_weight': '0'})
+  assert RankingHParams().architecture == 'mlp'
+  assert hparams.architecture == 'dcn'
+  assert hparams.deep_units == (128, 32)
+  assert hparams.relevance_weight == 0.0
+  with pytest.raises(ValueError, match='Unknown ranking hyper-parameters'):
+    RankingHParams.from_config({'temperature': 1})
+
+
+@pytest.mark.parametrize('units', ['a,b', '64,0'])
+def test_ranking_hidden_units_must_be_positive_integers(units):
+  from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match='hidden_units'):
+    RankingHParams(hidden_units=units).deep_units

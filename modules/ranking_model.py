@@ -1,0 +1,223 @@
+"""The ranking model: plain TensorFlow / TFRS, no TFX.
+
+Scores one (user, movie) pair in its context from the same Transform outputs
+as the retrieval model, with two heads on one shared network:
+
+  rating     the user's predicted rating, 1-5 (mean squared error on the
+             ratings);
+  relevance  a logit: how likely the user is to rate (watch) the movie at
+             all (binary cross-entropy: each rating is a positive, catalogue
+             movies drawn uniformly at random are negatives).
+
+Why two heads. The two-stage recommender re-orders the retrieval model's
+candidates. Ordering them by predicted rating alone answers "which of these
+would the user like most *if* they watched it", and favours rarely watched,
+highly rated films; the top-10 a user actually goes on to watch is better
+predicted by relevance. The rating head keeps its own meaning (RMSE, TFMA's
+evaluation, the ranking servable's `rating`), and the shared network learns
+from both signals (multi-task). Negatives are uniform over the catalogue,
+not in-batch, so the relevance logit is not debiased against popular movies,
+which a top-10 of likely watches should keep.
+
+Network (`architecture`):
+  dcn  embeddings -> cross layers (DCN-v2, Wang et al. 2021: explicit
+       feature crosses x0 * (W x + b) + x) -> deep layers -> heads
+  mlp  embeddings -> deep layers -> heads
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+from typing import Dict, Mapping, Sequence  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+
+from modules import features  # noqa: E402
+from modules.hparams import RankingHParams  # noqa: E402
+from modules.retrieval_model import BagOfEmbeddings  # noqa: E402
+
+_xf = features.transformed_name
+
+USER_CATEGORICALS = (features.GENDER, features.OCCUPATION,
+                     features.ZIP_PREFIX, features.AGE_BUCKET)
+USER_NUMERICS = (features.AGE,)
+MOVIE_CATEGORICALS = (features.RELEASE_YEAR_BUCKET,)
+MOVIE_BAGS = (features.GENRES, features.TITLE_TOKENS)
+MOVIE_NUMERICS = (features.RELEASE_YEAR,)
+CONTEXT_CATEGORICALS = (features.HOUR_OF_DAY, features.DAY_OF_WEEK)
+CONTEXT_NUMERICS = (features.TIMESTAMP,)
+
+# The transformed inputs that describe the movie (swapped in for negatives).
+MOVIE_INPUTS = tuple(_xf(k) for k in (features.MOVIE_ID,) + MOVIE_CATEGORICALS
+                     + MOVIE_BAGS + MOVIE_NUMERICS)
+
+MIN_RATING, MAX_RATING = 1.0, 5.0
+
+
+class FeatureEmbedding(tf.keras.layers.Layer):
+  """Embeds the user, movie and context inputs into one vector per row.
+
+  Inputs a feature's vocabulary does not size (absent from `vocab_sizes`,
+  e.g. demographics of a release without them) are skipped.
+  """
+
+  def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
+               **kwargs):
+    super().__init__(**kwargs)
+    categoricals = USER_CATEGORICALS + MOVIE_CATEGORICALS + CONTEXT_CATEGORICALS
+    self._categoricals = tuple(k for k in categoricals if k in vocab_sizes)
+    self._bags = tuple(k for k in MOVIE_BAGS if k in vocab_sizes)
+    self._numerics = USER_NUMERICS + MOVIE_NUMERICS + CONTEXT_NUMERICS
+    self.ids = {
+        key: tf.keras.layers.Embedding(vocab_sizes[key],
+                                       hparams.id_embedding_dim,
+                                       name=f'{key}_emb')
+        for key in (features.USER_ID, features.MOVIE_ID)}
+    self.embeddings = {
+        key: tf.keras.layers.Embedding(vocab_sizes[key],
+                                       hparams.feature_embedding_dim,
+                                       name=f'{key}_emb')
+        for key in self._categoricals}
+    self.bags = {
+        key: BagOfEmbeddings(vocab_sizes[key], hparams.feature_embedding_dim,
+                             name=f'{key}_bag')
+        for key in self._bags}
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    parts = [self.ids[k](inputs[_xf(k)]) for k in self.ids]
+    parts += [self.embeddings[k](inputs[_xf(k)]) for k in self._categoricals]
+    parts += [self.bags[k](inputs[_xf(k)]) for k in self._bags]
+    parts += [tf.expand_dims(tf.cast(inputs[_xf(k)], tf.float32), -1)
+              for k in self._numerics if _xf(k) in inputs]
+    return tf.concat(parts, axis=1)
+
+
+class RankingModel(tfrs.Model):
+  """Shared network with a rating head and a relevance head."""
+
+  def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
+               catalogue: Mapping[str, tf.Tensor] = None,
+               catalogue_counts: Sequence[int] = None):
+    """Builds the model.
+
+    Args:
+      vocab_sizes: embedding table sizes (vocabulary + OOV buckets).
+      hparams: architecture, heads and training settings.
+      catalogue: movie inputs (`MOVIE_INPUTS`, one row per movie,
+        multivalent ones as RaggedTensors) to draw relevance negatives
+        from; needed when `hparams.relevance_weight > 0`.
+      catalogue_counts: ratings per catalogue row, for
+        `relevance_negatives_by='popularity'`.
+    """
+    super().__init__()
+    if hparams.architecture not in ('dcn', 'mlp'):
+      raise ValueError(f"architecture must be 'dcn' or 'mlp', got "
+                       f'{hparams.architecture!r}')
+    if hparams.relevance_weight > 0 and catalogue is None:
+      raise ValueError('the relevance task needs the catalogue to draw '
+                       'negatives from')
+    self._hparams = hparams
+    self.embedding = FeatureEmbedding(vocab_sizes, hparams)
+    self.cross = [
+        tfrs.layers.dcn.Cross(
+            projection_dim=hparams.cross_projection_dim or None,
+            kernel_initializer='glorot_uniform', name=f'cross_{i}')
+        for i in range(hparams.cross_layers if hparams.architecture == 'dcn'
+                       else 0)]
+    deep = []
+    for units in hparams.deep_units:
+      deep.append(tf.keras.layers.Dense(units, activation='relu'))
+      if hparams.dropout:
+        deep.append(tf.keras.layers.Dropout(hparams.dropout))
+    self.deep = tf.keras.Sequential(deep, name='deep')
+    self.rating_head = tf.keras.layers.Dense(1, name='rating')
+    self.relevance_head = tf.keras.layers.Dense(1, name='relevance')
+    self.rating_task = tfrs.tasks.Ranking(
+        loss=tf.keras.losses.MeanSquaredError(),
+        metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse'),
+                 tf.keras.metrics.MeanAbsoluteError(name='mae')])
+    self.relevance_task = tfrs.tasks.Ranking(
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[tf.keras.metrics.AUC(from_logits=True,
+                                      name='relevance_auc')])
+    if hparams.relevance_negatives_by not in ('uniform', 'popularity'):
+      raise ValueError("relevance_negatives_by must be 'uniform' or "
+                       f"'popularity', got {hparams.relevance_negatives_by!r}")
+    logits = None
+    if hparams.relevance_negatives_by == 'popularity' and catalogue:
+      if catalogue_counts is None:
+        raise ValueError('popularity negatives need the catalogue counts')
+      logits = tf.math.log(tf.constant([list(catalogue_counts)], tf.float32))
+    # Constants, not weights: kept out of Keras' attribute tracking.
+    self.__dict__['_catalogue'] = dict(catalogue) if catalogue else None
+    self.__dict__['_negative_logits'] = logits
+
+  def call(self, inputs: Dict[str, tf.Tensor],
+           training: bool = False) -> Dict[str, tf.Tensor]:
+    """{'rating': [batch] in [1, 5], 'relevance': [batch] logits}."""
+    x0 = self.embedding(inputs)
+    x = x0
+    for layer in self.cross:
+      x = layer(x0, x)
+    x = self.deep(x, training=training)
+    rating = tf.squeeze(self.rating_head(x), axis=1)
+    # Centred on the middle of the scale, clipped to it.
+    rating = tf.clip_by_value(rating + 3.0, MIN_RATING, MAX_RATING)
+    return {'rating': rating,
+            'relevance': tf.squeeze(self.relevance_head(x), axis=1)}
+
+  def _negatives(self, inputs: Dict[str, tf.Tensor]
+                ) -> Dict[str, tf.Tensor]:
+    """The batch with each movie replaced by a uniformly drawn catalogue
+    movie, `relevance_negatives` times over (rows repeated)."""
+    n = self._hparams.relevance_negatives
+    batch = tf.shape(inputs[_xf(features.MOVIE_ID)])[0]
+    size = tf.shape(self._catalogue[_xf(features.MOVIE_ID)])[0]
+    if self._negative_logits is None:
+      rows = tf.random.uniform([batch * n], 0, size, dtype=tf.int32)
+    else:
+      rows = tf.cast(tf.random.categorical(self._negative_logits, batch * n)[0],
+                     tf.int32)
+    repeated = {k: _repeat(v, n) for k, v in inputs.items()
+                if k not in MOVIE_INPUTS and k.endswith('_xf')}
+    for key in MOVIE_INPUTS:
+      if key in self._catalogue:
+        value = tf.gather(self._catalogue[key], rows)
+        repeated[key] = (value.to_sparse()
+                         if isinstance(value, tf.RaggedTensor) else value)
+    return repeated
+
+  def compute_loss(self, inputs: Dict[str, tf.Tensor],
+                   training: bool = False) -> tf.Tensor:
+    outputs = self(inputs, training=training)
+    labels = inputs[_xf(features.LABEL_KEY)]
+    loss = self.rating_task(labels=labels, predictions=outputs['rating'])
+    if self._hparams.relevance_weight > 0:
+      negatives = self(self._negatives(inputs), training=training)
+      logits = tf.concat([outputs['relevance'], negatives['relevance']], 0)
+      relevant = tf.concat([tf.ones_like(outputs['relevance']),
+                            tf.zeros_like(negatives['relevance'])], 0)
+      loss += self._hparams.relevance_weight * self.relevance_task(
+          labels=relevant, predictions=logits)
+    return loss
+
+
+def _repeat(value: tf.Tensor, n: int) -> tf.Tensor:
+  """Each row n times, as [row0 ... rowB, row0 ... rowB, ...]."""
+  if isinstance(value, tf.SparseTensor):
+    return tf.sparse.concat(0, [value] * n, expand_nonconcat_dims=True)
+  return tf.concat([value] * n, axis=0)
+
+
+def rows_of(columns: Mapping[str, tf.Tensor], rows: tf.Tensor
+           ) -> Dict[str, tf.Tensor]:
+  """The given rows of feature columns, multivalent ones as SparseTensors."""
+  result = {}
+  for key, value in columns.items():
+    value = tf.gather(value, rows)
+    result[key] = (value.to_sparse() if isinstance(value, tf.RaggedTensor)
+                   else value)
+  return result
+

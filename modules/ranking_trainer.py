@@ -1,0 +1,255 @@
+"""Trainer module of the ranking model: `run_fn` reads, builds, fits,
+exports. Referenced as `modules.ranking_trainer.run_fn`.
+
+The exported SavedModel is the ranking servable itself (Transform and the
+users' and movies' stored features inside):
+
+  serving_default(user_id: tf.string [None], movie_id: tf.string [None])
+      -> {'rating': tf.float32 [None]}         the predicted rating, 1-5
+  score_pairs(user_id, movie_id)
+      -> {'rating': [None], 'relevance': [None]}  both heads (relevance is
+         a logit), for the two-stage recommender
+  serving_examples(examples: tf.string [None])  serialized raw tf.Examples
+      -> {'rating': [None], 'relevance': [None]}  for TFMA and batch scoring
+  transform_features(examples: tf.string [None])
+      -> the dense transformed features (e.g. `age_bucket_xf`), which TFMA
+         slices by
+
+`serving_default` looks up the user's features (and the time of their
+latest rating, for the context) and the movie's features from the training
+data; an unknown user or movie takes the out-of-vocabulary path with default
+features, so it is answered, never an error.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import time  # noqa: E402
+from typing import Dict, List, Mapping, Tuple  # noqa: E402
+
+from absl import logging  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from modules import features  # noqa: E402
+from modules import ranking_model  # noqa: E402
+from modules import retrieval_trainer  # noqa: E402
+from modules.hparams import RankingHParams  # noqa: E402
+
+_xf = features.transformed_name
+
+USER_COLUMNS = tuple(
+    _xf(k) for k in (features.USER_ID,) + ranking_model.USER_CATEGORICALS +
+    ranking_model.USER_NUMERICS + ranking_model.CONTEXT_CATEGORICALS +
+    ranking_model.CONTEXT_NUMERICS)
+RMSE_METRIC = 'rmse'
+# Dense transformed features that TFMA may slice by.
+SLICE_FEATURES = (_xf(features.AGE_BUCKET), _xf(features.RELEASE_YEAR_BUCKET))
+
+
+def user_table(file_pattern, feature_spec) -> Dict[str, tf.Tensor]:
+  """One row of transformed user (and context) features per user: their
+  latest rating's. Raw ids under `features.USER_ID`."""
+  keys = [k for k in USER_COLUMNS if k in feature_spec]
+  spec = {k: feature_spec[k] for k in keys + [features.USER_ID]}
+  dataset = retrieval_trainer.make_dataset(file_pattern, spec, 4096,
+                                           shuffle=False, seed=0)
+  latest: Dict[bytes, Tuple[float, Dict[str, object]]] = {}
+  time_key = _xf(features.TIMESTAMP)
+  for batch in dataset:
+    batch = {k: v.numpy().tolist() for k, v in batch.items()}
+    for i, user_id in enumerate(batch[features.USER_ID]):
+      when = batch[time_key][i] if time_key in batch else 0.0
+      if user_id not in latest or when >= latest[user_id][0]:
+        latest[user_id] = (when, {k: batch[k][i] for k in batch})
+  users = sorted(latest)
+  return {k: tf.constant([latest[u][1][k] for u in users],
+                         dtype=spec[k].dtype) for k in spec}
+
+
+def default_row(columns: Mapping[str, tf.Tensor],
+                tft_output: tft.TFTransformOutput) -> Dict[str, tf.Tensor]:
+  """A row for an unknown user or movie: vocabulary features in their OOV
+  bucket (the last), numerics at the mean (0), buckets and time at 0, bags
+  empty."""
+  oov = {_xf(k): tft_output.num_buckets_for_transformed_feature(_xf(k)) - 1
+         for k in features.VOCAB_FEATURES
+         if _xf(k) in tft_output.transformed_feature_spec()}
+  row = {}
+  for key, value in columns.items():
+    if isinstance(value, tf.RaggedTensor):
+      row[key] = tf.ragged.constant([[]], dtype=value.dtype,
+                                    row_splits_dtype=value.row_splits.dtype)
+    elif value.dtype == tf.string:
+      row[key] = tf.constant([''])
+    else:
+      row[key] = tf.constant([oov.get(key, 0)], dtype=value.dtype)
+  return row
+
+
+def append_row(columns: Mapping[str, tf.Tensor],
+               row: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  return {k: tf.concat([columns[k], row[k]], axis=0) for k in columns}
+
+
+class _EpochLog(tf.keras.callbacks.Callback):
+  """One line per epoch on stdout and in the logs: time, losses, RMSE."""
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._started = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    nan = float('nan')
+    line = (f'ranking epoch {epoch + 1}: {time.time() - self._started:.1f}s'
+            f' loss {logs.get("loss", nan):.4f}'
+            f' rmse {logs.get("rmse", nan):.4f}'
+            f' val rmse {logs.get("val_rmse", nan):.4f}'
+            f' val mae {logs.get("val_mae", nan):.4f}'
+            f' val relevance auc {logs.get("val_relevance_auc", nan):.4f}')
+    print(line, flush=True)
+    logging.info(line)
+
+
+def train(train_files: List[str], eval_files: List[str],
+          tft_output: tft.TFTransformOutput, hparams: RankingHParams
+         ) -> Tuple[ranking_model.RankingModel, Dict[str, float],
+                    Dict[str, tf.Tensor]]:
+  """Fits with early stopping on the eval split's RMSE.
+
+  Returns:
+    (model with the best epoch's weights, that epoch's metrics, the movie
+    table of the training data).
+  """
+  tf.keras.utils.set_random_seed(hparams.seed)
+  spec = tft_output.transformed_feature_spec()
+  movies, counts = retrieval_trainer.movie_table(train_files, spec)
+  catalogue = {k: v for k, v in movies.items()
+               if k in ranking_model.MOVIE_INPUTS}
+  model = ranking_model.RankingModel(
+      retrieval_trainer.vocab_sizes(tft_output), hparams,
+      catalogue=catalogue if hparams.relevance_weight > 0 else None,
+      catalogue_counts=[counts[m] for m in
+                        movies[features.MOVIE_ID].numpy().tolist()])
+  model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+  train_ds = retrieval_trainer.make_dataset(
+      train_files, spec, hparams.batch_size, shuffle=True, seed=hparams.seed)
+  eval_ds = retrieval_trainer.make_dataset(eval_files, spec, 4096,
+                                           shuffle=False, seed=0)
+  stop = tf.keras.callbacks.EarlyStopping(
+      monitor='val_' + RMSE_METRIC, mode='min',
+      patience=hparams.early_stopping_patience, restore_best_weights=True)
+  history = model.fit(train_ds, validation_data=eval_ds,
+                      epochs=hparams.epochs, callbacks=[stop, _EpochLog()],
+                      verbose=0)
+  scores = history.history['val_' + RMSE_METRIC]
+  best = int(np.argmin(scores))
+  metrics = {k: float(v[best]) for k, v in history.history.items()}
+  metrics['best_epoch'] = best + 1
+  metrics['epochs_run'] = len(scores)
+  return model, metrics, movies
+
+
+class RankingExport(tf.Module):
+  """The trained model with stored user/movie features and Transform."""
+
+  def __init__(self, model: ranking_model.RankingModel,
+               tft_output: tft.TFTransformOutput,
+               users: Mapping[str, tf.Tensor],
+               movies: Mapping[str, tf.Tensor]):
+    """Args: the model; Transform's output; `user_table` and
+    `retrieval_trainer.movie_table` columns (raw ids under USER_ID /
+    MOVIE_ID)."""
+    super().__init__()
+    self.model = model
+    self.tft_layer = tft_output.transform_features_layer()
+    self._raw_spec = {k: v for k, v in tft_output.raw_feature_spec().items()
+                      if k != features.LABEL_KEY}
+    self._dense_keys = sorted(
+        k for k, v in tft_output.transformed_feature_spec().items()
+        if isinstance(v, tf.io.FixedLenFeature) and k.endswith('_xf')
+        and k != _xf(features.LABEL_KEY))
+    self.user_rows, self.users = self._table(users, features.USER_ID,
+                                             tft_output)
+    self.movie_rows, self.movies = self._table(movies, features.MOVIE_ID,
+                                               tft_output)
+
+  @staticmethod
+  def _table(columns, id_key, tft_output):
+    """(id -> row lookup with unknown ids on the last row, the columns with
+    that default row appended)."""
+    ids = columns[id_key]
+    rows = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            ids, tf.range(tf.shape(ids, out_type=tf.int64)[0])),
+        default_value=tf.shape(ids, out_type=tf.int64)[0])
+    inputs = {k: v for k, v in columns.items() if k.endswith('_xf')}
+    return rows, append_row(inputs, default_row(inputs, tft_output))
+
+  def _pair_features(self, user_id, movie_id):
+    inputs = ranking_model.rows_of(self.users, self.user_rows.lookup(user_id))
+    inputs.update(ranking_model.rows_of(self.movies,
+                                        self.movie_rows.lookup(movie_id)))
+    return inputs
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name='user_id'),
+      tf.TensorSpec([None], tf.string, name='movie_id')])
+  def serve_pairs(self, user_id, movie_id):
+    outputs = self.model(self._pair_features(user_id, movie_id))
+    return {'rating': outputs['rating']}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name='user_id'),
+      tf.TensorSpec([None], tf.string, name='movie_id')])
+  def score_pairs(self, user_id, movie_id):
+    outputs = self.model(self._pair_features(user_id, movie_id))
+    return {'rating': outputs['rating'], 'relevance': outputs['relevance']}
+
+  def _transform(self, examples):
+    return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                               name='examples')])
+  def serve_examples(self, examples):
+    outputs = self.model(self._transform(examples))
+    return {'rating': outputs['rating'], 'relevance': outputs['relevance']}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                               name='examples')])
+  def transform_features(self, examples):
+    transformed = self._transform(examples)
+    return {k: transformed[k] for k in self._dense_keys if k in transformed}
+
+  def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    return {
+        'serving_default': self.serve_pairs.get_concrete_function(),
+        'score_pairs': self.score_pairs.get_concrete_function(),
+        'serving_examples': self.serve_examples.get_concrete_function(),
+        'transform_features': self.transform_features.get_concrete_function(),
+    }
+
+
+def save(export: RankingExport, export_dir: str) -> None:
+  """Saves with every signature, after one call (tables traced)."""
+  export.serve_pairs(tf.constant(['']), tf.constant(['']))
+  tf.saved_model.save(export, export_dir, signatures=export.signatures())
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point: read, build, fit, export."""
+  hparams = RankingHParams.from_config(
+      (fn_args.custom_config or {}).get('hparams'))
+  logging.info('ranking hyper-parameters: %s', hparams)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  model, metrics, movies = train(fn_args.train_files, fn_args.eval_files,
+                                 tft_output, hparams)
+  print(f'ranking: best epoch {metrics["best_epoch"]} of '
+        f'{metrics["epochs_run"]}, val RMSE {metrics["val_rmse"]:.4f}, '
+        f'val MAE {metrics["val_mae"]:.4f}', flush=True)
+  users = user_table(fn_args.train_files,
+                     tft_output.transformed_feature_spec())
+  save(RankingExport(model, tft_output, users, movies),
+       fn_args.serving_model_dir)

@@ -1,0 +1,128 @@
+"""The ranking model from literal Transform-output tensors: both heads'
+shapes and ranges, DCN vs MLP structure, the rating loss on a hand case,
+relevance negatives drawn from the catalogue, and a short fit."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import features, ranking_model
+from modules.hparams import RankingHParams
+from tests.modules.test_retrieval_model import VOCAB_SIZES, _batch
+
+xf = features.transformed_name
+
+SMALL = dict(id_embedding_dim=3, feature_embedding_dim=2, cross_layers=1,
+             hidden_units='6,4')
+
+
+def _catalogue(movies=(1, 2, 3, 4, 5)):
+  batch = _batch(users=[0] * len(movies), movies=list(movies))
+  return {k: (tf.RaggedTensor.from_sparse(v)
+              if isinstance(v, tf.SparseTensor) else v)
+          for k, v in batch.items() if k in ranking_model.MOVIE_INPUTS}
+
+
+def _model(**overrides):
+  hparams = RankingHParams(**dict(SMALL, **overrides))
+  return ranking_model.RankingModel(VOCAB_SIZES, hparams,
+                                    catalogue=_catalogue(),
+                                    catalogue_counts=[5, 1, 1, 1, 1])
+
+
+def _rated(batch, ratings):
+  return dict(batch, **{xf(features.RATING): tf.constant(ratings,
+                                                         tf.float32)})
+
+
+def test_heads_give_one_rating_in_range_and_one_logit_per_pair():
+  tf.keras.utils.set_random_seed(0)
+  outputs = _model()(_batch(users=[0, 1, 2], movies=[1, 2, 3]))
+
+  assert set(outputs) == {'rating', 'relevance'}
+  assert outputs['rating'].shape == (3,) and outputs['relevance'].shape == (3,)
+  rating = outputs['rating'].numpy()
+  assert ((rating >= 1) & (rating <= 5)).all()
+
+
+def test_dcn_has_cross_layers_and_mlp_has_none():
+  assert len(_model(architecture='dcn', cross_layers=2).cross) == 2
+  assert _model(architecture='mlp', cross_layers=2).cross == []
+
+
+def test_unknown_architecture_and_sampling_are_refused():
+  with pytest.raises(ValueError, match="'dcn' or 'mlp'"):
+    _model(architecture='wide')
+  with pytest.raises(ValueError, match="'uniform' or 'popularity'"):
+    _model(relevance_negatives_by='random')
+
+
+def test_relevance_task_needs_the_catalogue():
+  with pytest.raises(ValueError, match='needs the catalogue'):
+    ranking_model.RankingModel(VOCAB_SIZES, RankingHParams(**SMALL))
+
+
+def test_rating_only_loss_is_the_mean_squared_error():
+  tf.keras.utils.set_random_seed(0)
+  model = ranking_model.RankingModel(
+      VOCAB_SIZES, RankingHParams(relevance_weight=0.0, **SMALL))
+  batch = _rated(_batch(users=[0, 1], movies=[1, 2]), [4.0, 2.0])
+  predicted = model(batch)['rating'].numpy()
+
+  loss = float(model.compute_loss(batch))
+
+  # MSE = ((4 - p0)^2 + (2 - p1)^2) / 2, from the model's own predictions.
+  expected = ((4 - predicted[0]) ** 2 + (2 - predicted[1]) ** 2) / 2
+  assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_negatives_keep_the_user_and_swap_in_catalogue_movies():
+  tf.keras.utils.set_random_seed(0)
+  model = _model(relevance_negatives=3)
+  batch = _batch(users=[0, 1], movies=[1, 2])
+
+  negatives = model._negatives(batch)  # pylint: disable=protected-access
+
+  # 2 rows x 3 negatives, users repeated in order, movies from the
+  # catalogue (ids 1..5) with their own features.
+  users = negatives[xf(features.USER_ID)].numpy().tolist()
+  assert users == [0, 1, 0, 1, 0, 1]
+  movies = negatives[xf(features.MOVIE_ID)].numpy()
+  assert set(movies) <= {1, 2, 3, 4, 5}
+  years = negatives[xf(features.RELEASE_YEAR_BUCKET)].numpy()
+  np.testing.assert_array_equal(years, movies % 11)
+  assert isinstance(negatives[xf(features.GENRES)], tf.SparseTensor)
+  assert negatives[xf(features.GENRES)].dense_shape[0] == 6
+
+
+def test_popularity_negatives_follow_the_rating_counts():
+  tf.keras.utils.set_random_seed(0)
+  # Movie 1 has 5 of the 9 ratings: about 5/9 of the negatives.
+  model = _model(relevance_negatives=1000,
+                 relevance_negatives_by='popularity')
+  movies = model._negatives(_batch(users=[0], movies=[1]))[  # pylint: disable=protected-access
+      xf(features.MOVIE_ID)].numpy()
+
+  assert np.mean(movies == 1) == pytest.approx(5 / 9, abs=0.05)
+
+
+def test_loss_is_finite_and_falls_on_a_fixed_batch():
+  tf.keras.utils.set_random_seed(0)
+  model = _model(relevance_negatives=2)
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05), run_eagerly=True)
+  batch = _rated(_batch(users=[0, 1, 2, 3], movies=[1, 2, 3, 4]),
+                 [5.0, 1.0, 4.0, 2.0])
+
+  history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=40,
+                      verbose=0)
+
+  losses = history.history['loss']
+  assert np.all(np.isfinite(losses))
+  assert losses[-1] < 0.3 * losses[0]
+  # The rating head learned the four ratings.
+  np.testing.assert_allclose(model(batch)['rating'].numpy(),
+                             [5.0, 1.0, 4.0, 2.0], atol=0.5)
+  assert history.history['rmse'][-1] < 0.5
+  assert math.isfinite(history.history['relevance_auc'][-1])
