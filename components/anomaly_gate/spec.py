@@ -21,7 +21,7 @@ class AnomalyGateResult(types.Artifact):
   runs after it (see AnomalyGate) never sees anomalous data.
   """
 
-  TYPE_NAME = 'AnomalyGateResult'
+  TYPE_NAME = 'components.AnomalyGateResult'
 
 
 class AnomalyGateSpec(types.ComponentSpec):

@@ -424,7 +424,7 @@ def test_construction_outputs_and_exec_properties():
 
   assert component.id == 'AnomalyGate'
   assert list(component.outputs) == ['result']
-  assert component.outputs['result'].type_name == 'AnomalyGateResult'
+  assert component.outputs['result'].type_name == 'components.AnomalyGateResult'
   assert component.outputs['result'].type is AnomalyGateResult
   assert component.inputs['anomalies'].type_name == 'ExampleAnomalies'
   assert json.loads(component.exec_properties['splits']) == ['train', 'eval']
