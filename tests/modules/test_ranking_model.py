@@ -108,9 +108,11 @@ def test_popularity_negatives_follow_the_rating_counts():
   assert np.mean(movies == 1) == pytest.approx(5 / 9, abs=0.05)
 
 
-def test_loss_is_finite_and_falls_on_a_fixed_batch():
+@pytest.mark.parametrize('architecture', ['mlp', 'dcn'])
+def test_loss_is_finite_and_falls_on_a_fixed_batch(architecture):
   tf.keras.utils.set_random_seed(0)
-  model = _model(relevance_negatives=2)
+  model = _model(relevance_negatives=2, architecture=architecture,
+                 hidden_units='16,8')
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05), run_eagerly=True)
   batch = _rated(_batch(users=[0, 1, 2, 3], movies=[1, 2, 3, 4]),
                  [5.0, 1.0, 4.0, 2.0])
