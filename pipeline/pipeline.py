@@ -12,7 +12,11 @@ from components.movielens_example_gen import MovieLensExampleGen
 from components.recommender_builder import RecommenderBuilder
 from components.retrieval_evaluator import RetrievalEvaluator
 from components.retrieval_indexer import RetrievalIndexer
-from pipeline import configs, evaluation, trainers
+from pipeline import code_version, configs, evaluation, trainers
+
+
+# custom_config key of the module-code fingerprint.
+CODE_FINGERPRINT_KEY = 'code_fingerprint'
 
 
 def create_pipeline(
@@ -102,8 +106,12 @@ def create_pipeline(
   anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
 
   # Vocabularies and scaling, analysed on train, applied to train and eval.
+  # Edited module code must invalidate the cache (pipeline/code_version.py).
+  code = {CODE_FINGERPRINT_KEY: code_version.package_fingerprint('modules')}
+
   transform = tfx.components.Transform(
       examples=ratings,
+      custom_config=code,
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=preprocessing_fn,
       splits_config=tfx.proto.SplitsConfig(
@@ -116,7 +124,7 @@ def create_pipeline(
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=schema_gen.outputs['schema'],
-      custom_config={'hparams': dict(retrieval_hparams or {})},
+      custom_config={'hparams': dict(retrieval_hparams or {}), **code},
       vertex_training=vertex_training)
 
   # Indexes the whole catalogue: the TF Serving-ready retrieval servable.
@@ -165,7 +173,7 @@ def create_pipeline(
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
-        custom_config={'hparams': dict(ranking_hparams or {})},
+        custom_config={'hparams': dict(ranking_hparams or {}), **code},
         vertex_training=vertex_training)
 
     # Finds the latest blessed ranking model, TFMA's change baseline.

@@ -101,8 +101,9 @@ def _tfx_version() -> str:
 def normalise(document: Dict[str, Any]) -> Dict[str, Any]:
   """Strips what changes without a change of the pipeline.
 
-  The TFX/Python versions (sdkVersion, the telemetry labels) and this
-  checkout's absolute path, wherever it appears. No timestamps or random
+  The TFX/Python versions (sdkVersion, the telemetry labels), this
+  checkout's absolute path and the fingerprint of modules/ (see
+  pipeline/code_version.py), wherever they appear. No timestamps or random
   ids appear in these specs (a test checks that compiling twice gives the
   same document).
   """
@@ -115,13 +116,18 @@ def normalise(document: Dict[str, Any]) -> Dict[str, Any]:
     if label in result.get('labels', {}):
       result['labels'][label] = '<version>'
 
+  # The module-code fingerprint changes with every edit of modules/.
+  from pipeline import code_version  # pylint: disable=g-import-not-at-top
+  code = code_version.package_fingerprint('modules')
+
   def scrub(value):
     if isinstance(value, dict):
       return {key: scrub(item) for key, item in value.items()}
     if isinstance(value, list):
       return [scrub(item) for item in value]
     if isinstance(value, str):
-      return value.replace(REPO_ROOT, '<repo>')
+      return value.replace(REPO_ROOT, '<repo>').replace(code,
+                                                        '<code_fingerprint>')
     return value
   return scrub(result)
 

@@ -256,8 +256,10 @@ def test_exec_properties_that_matter(vertex_job):
       'analyze': ['train'], 'transform': ['train', 'eval']}
   assert (constant(spec, 'RetrievalTrainer', 'run_fn') ==
           configs.RETRIEVAL_RUN_FN == 'modules.retrieval_trainer.run_fn')
+  from pipeline import code_version  # pylint: disable=g-import-not-at-top
   assert json.loads(constant(spec, 'RetrievalTrainer', 'custom_config')) == {
-      'hparams': {}}
+      'hparams': {},
+      'code_fingerprint': code_version.package_fingerprint('modules')}
   assert constant(spec, 'RetrievalIndexer', 'top_k') == 100
   assert constant(spec, 'RetrievalEvaluator', 'blessing_metric') == (
       'recall_at_100')
