@@ -493,8 +493,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
       f'{report["packages"]["grpcio"]}; model `{config["model"]}` version '
       f'{config["version"]}, {config["batch_size"]} user(s) per request, '
       f'{config["requests"]} measured requests per row, {server} with '
-      f'{config["server_threads"]} threads; load average before '
-      f'{report["load_average_before"]}. Full results: '
+      f'{config["server_threads"]} threads; load average (1, 5, 15 min) '
+      f'{report["load_average_before"]} before, '
+      f'{report.get("load_average_after")} after. Full results: '
       f'`{config["output"]}`.',
       '',
       '| Path | Concurrency | Requests | Errors | p50 ms | p90 ms | p99 ms '

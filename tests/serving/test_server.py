@@ -503,3 +503,34 @@ def test_tensors_round_trip_as_tf_make_tensor_proto_writes_them(value):
   np.testing.assert_array_equal(got, value)
   assert back.dtype == tf.constant(value).dtype
   np.testing.assert_array_equal(back.numpy(), value)
+
+
+# ------------------------------------------------------------ fast calls
+
+
+def test_signatures_take_the_fast_call_when_it_answers_the_same(
+    local_server):
+  loaded = local_server.registry.get(
+      serving_server.model_pb2.ModelSpec(name=RANKING))
+
+  # Inputs in the function's flat order (sorted names), checked at load.
+  assert loaded.signatures['serving_default'].flat_order == (
+      'movie_id', 'user_id')
+
+
+def test_a_fast_call_that_answers_differently_is_not_used(
+    model_store, tmp_path, monkeypatch):
+  def wrong(function, args, captured):  # Zeros instead of the answer.
+    return {k: tf.zeros_like(v)
+            for k, v in function(user_id=args[0]).items()}
+
+  monkeypatch.setattr(serving_server, '_CALL_FLAT', wrong)
+  model_dir = conftest.install(model_store, RETRIEVAL,
+                               str(tmp_path / RETRIEVAL), 1)
+
+  loaded = serving_server.load_version(model_dir, RETRIEVAL, 1)
+  response = loaded.predict(_request(RETRIEVAL, user_id=['1']))
+
+  assert loaded.signatures['serving_default'].flat_order is None
+  assert tf.make_ndarray(response.outputs['scores']).tolist() == [
+      [3., 2., 1.]]
