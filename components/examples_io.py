@@ -6,7 +6,7 @@ TFRecords under `<uri>/Split-<name>/`).
 """
 
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Sequence
 
 import tensorflow as tf
 from tfx import types
@@ -41,13 +41,17 @@ def records(artifact: types.Artifact, split: str) -> tf.data.Dataset:
   return tf.data.TFRecordDataset(split_files(artifact, split), 'GZIP')
 
 
-def read_string_features(
+def iter_string_features(
     artifact: types.Artifact, split: str,
-    keys: Sequence[str]) -> Dict[str, List[str]]:
-  """Reads single-valued string features of every example of a split.
+    keys: Sequence[str]) -> Iterator[Dict[str, List[str]]]:
+  """Single-valued string features of a split, a batch of examples at a time.
 
-  Returns:
-    key -> one decoded value per example, in file order.
+  Callers fold the batches into what they keep (counts, per-user sets), so
+  no list as long as the split is ever held: memory follows what is kept,
+  not the number of ratings read.
+
+  Yields:
+    key -> one decoded value per example of the batch, in file order.
 
   Raises:
     ValueError: an example lacks one of `keys` or has several values.
@@ -57,14 +61,32 @@ def read_string_features(
       records(artifact, split)
       .batch(_READ_BATCH_SIZE)
       .map(lambda batch: tf.io.parse_example(batch, feature_spec)))
-  columns = {key: [] for key in keys}
   try:
     for batch in dataset.as_numpy_iterator():
-      for key in keys:
-        columns[key].extend(value.decode('utf-8') for value in batch[key])
+      yield {key: [value.decode('utf-8') for value in batch[key]]
+             for key in keys}
   except tf.errors.InvalidArgumentError as error:
     raise ValueError(
         f'Cannot read features {list(keys)} from split {split!r} of '
         f'{artifact.uri}: every example needs exactly one bytes value of '
         f'each. TensorFlow said: {error.message}') from error
+
+
+def read_string_features(
+    artifact: types.Artifact, split: str,
+    keys: Sequence[str]) -> Dict[str, List[str]]:
+  """Reads single-valued string features of every example of a split (for
+  small splits such as the catalogue; fold `iter_string_features` instead
+  for ratings).
+
+  Returns:
+    key -> one decoded value per example, in file order.
+
+  Raises:
+    ValueError: an example lacks one of `keys` or has several values.
+  """
+  columns = {key: [] for key in keys}
+  for batch in iter_string_features(artifact, split, keys):
+    for key in keys:
+      columns[key].extend(batch[key])
   return columns

@@ -187,25 +187,33 @@ def load_evaluation_data(examples: types.Artifact,
                          movies: types.Artifact) -> EvaluationData:
   """Reads the train and eval ratings and the catalogue."""
   keys = (features.USER_ID, features.MOVIE_ID)
-  train = examples_io.read_string_features(examples, spec.TRAIN_SPLIT, keys)
+  # Folded a batch at a time; a movie id string is kept once (interned),
+  # however many users rated the movie.
+  movie_ids: Dict[str, str] = {}
   seen = collections.defaultdict(set)
-  for user, movie in zip(train[features.USER_ID], train[features.MOVIE_ID]):
-    seen[user].add(movie)
-  train_counts = collections.Counter(train[features.MOVIE_ID])
+  train_counts = collections.Counter()
+  train_ratings = 0
+  for batch in examples_io.iter_string_features(examples, spec.TRAIN_SPLIT,
+                                                keys):
+    for user, movie in zip(batch[features.USER_ID], batch[features.MOVIE_ID]):
+      seen[user].add(movie_ids.setdefault(movie, movie))
+    train_counts.update(batch[features.MOVIE_ID])
+    train_ratings += len(batch[features.MOVIE_ID])
 
-  evaluation = examples_io.read_string_features(examples, spec.EVAL_SPLIT, keys)
   relevant = collections.defaultdict(set)
-  for user, movie in zip(evaluation[features.USER_ID],
-                         evaluation[features.MOVIE_ID]):
-    relevant[user].add(movie)
+  eval_ratings = 0
+  for batch in examples_io.iter_string_features(examples, spec.EVAL_SPLIT,
+                                                keys):
+    for user, movie in zip(batch[features.USER_ID], batch[features.MOVIE_ID]):
+      relevant[user].add(movie_ids.setdefault(movie, movie))
+    eval_ratings += len(batch[features.MOVIE_ID])
 
   catalog = examples_io.read_string_features(movies, spec.CATALOG_SPLIT,
                                  (features.MOVIE_ID,))[features.MOVIE_ID]
   return EvaluationData(
       relevant=dict(relevant), seen=dict(seen), train_counts=train_counts,
       catalog=sorted(set(catalog)),
-      train_ratings=len(train[features.MOVIE_ID]),
-      eval_ratings=len(evaluation[features.MOVIE_ID]))
+      train_ratings=train_ratings, eval_ratings=eval_ratings)
 
 
 # ------------------------------------------------------------------ rankers
