@@ -58,6 +58,9 @@ class RetrievalHParams(_FromConfig):
     epochs: maximum epochs; early stopping may end training sooner.
     early_stopping_patience: epochs without improvement of the eval split's
       top-100 accuracy before training stops (best weights restored).
+    user_history: give the query tower the mean embedding of the user's
+      training movies (leave-one-out in training; see
+      `retrieval_model.UserHistory`).
     seed: for weight initialisation and shuffling.
   """
   embedding_dim: int = 64
@@ -73,6 +76,7 @@ class RetrievalHParams(_FromConfig):
   learning_rate: float = 0.003
   epochs: int = 30
   early_stopping_patience: int = 3
+  user_history: bool = False
   seed: int = 42
 
   KIND = 'retrieval'

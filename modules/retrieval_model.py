@@ -77,6 +77,83 @@ class BagOfEmbeddings(tf.keras.layers.Layer):
                                               combiner='mean')
 
 
+class UserHistory(tf.keras.layers.Layer):
+  """Mean embedding of the movies a user rated in training (FISM-style).
+
+  The query tower's view of "what this user watched": the user's training
+  movies (Transform's movie indices), embedded by a table of their own and
+  averaged. Unlike the user-id embedding, it is shared across users, so a
+  user with few ratings still gets a meaningful vector from them, and it is
+  refreshed at every retraining without relearning a per-user vector.
+
+  Leave-one-out: a training example's own movie is always in its user's
+  history, which would teach the model to recognise the target instead of
+  predicting it; `call` leaves out history entries equal to `exclude` (the
+  example's movie). At serving time nothing is excluded.
+
+  The history is held as two non-trainable variables (CSR: `values`, the
+  movie indices of all users in user order, and `row_splits`, one row per
+  user-vocabulary index), so it is saved with the model's weights, not as a
+  graph constant. An index without a row (OOV, new users) has no history:
+  the output is zeros.
+
+  Args:
+    values: int64 [num_ratings] movie indices.
+    row_splits: int64 [num_users + 1].
+    num_movies: movie vocabulary size (with OOV buckets).
+    dim: embedding size.
+  """
+
+  def __init__(self, values, row_splits, num_movies: int, dim: int,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.values = tf.Variable(tf.constant(values, tf.int64), trainable=False,
+                              name='history_values')
+    self.row_splits = tf.Variable(tf.constant(row_splits, tf.int64),
+                                  trainable=False, name='history_row_splits')
+    self.embedding = tf.keras.layers.Embedding(num_movies, dim,
+                                               name='history_emb')
+
+  def call(self, users: tf.Tensor,
+           exclude: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """users: int64 [batch] -> [batch, dim]; `exclude`: int64 [batch]."""
+    table = tf.RaggedTensor.from_row_splits(self.values, self.row_splits,
+                                            validate=False)
+    num_rows = tf.shape(self.row_splits, out_type=tf.int64)[0] - 1
+    users = tf.cast(users, tf.int64)
+    known = tf.logical_and(users >= 0, users < num_rows)
+    rows = tf.gather(table, tf.where(known, users, tf.zeros_like(users)))
+    keep = tf.ones_like(rows.flat_values, tf.bool)
+    if exclude is not None:
+      keep = tf.not_equal(
+          rows.flat_values,
+          tf.gather(tf.cast(exclude, tf.int64), rows.value_rowids()))
+    keep = tf.logical_and(keep, tf.gather(known, rows.value_rowids()))
+    weights = tf.cast(keep, tf.float32)
+    vectors = self.embedding(rows.flat_values) * weights[:, None]
+    batch = tf.shape(users, out_type=tf.int64)[0]
+    total = tf.math.unsorted_segment_sum(vectors, rows.value_rowids(), batch)
+    count = tf.math.unsorted_segment_sum(weights, rows.value_rowids(), batch)
+    return total / tf.maximum(count, 1.0)[:, None]
+
+
+def history_csr(users, movies, num_users: int):
+  """(values, row_splits) of `UserHistory` from parallel index arrays.
+
+  Args:
+    users / movies: int [num_ratings] Transform indices, one pair per
+      training rating, in any order (duplicates are kept once).
+    num_users: rows of the table (the user vocabulary size with OOV).
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  pairs = np.unique(np.stack([np.asarray(users, np.int64),
+                              np.asarray(movies, np.int64)], axis=1), axis=0)
+  pairs = pairs[(pairs[:, 0] >= 0) & (pairs[:, 0] < num_users)]
+  counts = np.bincount(pairs[:, 0], minlength=num_users)
+  row_splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+  return pairs[:, 1].copy(), row_splits
+
+
 class Tower(tf.keras.Model):
   """Embeds categoricals, bags of ids and numerics, then a small MLP.
 
@@ -88,13 +165,20 @@ class Tower(tf.keras.Model):
     extra_dimension: None, 'one' (append a constant 1) or 'bias' (append a
       learned scalar per id): with one tower of each, the dot product gains
       a per-candidate bias.
+    history: optional `UserHistory` (query tower only); the batch's movie
+      index, when present (training, evaluation), is left out of it.
   """
 
   def __init__(self, id_key: str, vocab_sizes: Mapping[str, int],
                categoricals, bags, numerics, hparams: RetrievalHParams,
-               extra_dimension: Optional[str] = None, **kwargs):
+               extra_dimension: Optional[str] = None,
+               history: Optional[UserHistory] = None, **kwargs):
     super().__init__(**kwargs)
     self._id_key = id_key
+    self.history = history
+    if history is not None:
+      self.history_projection = tf.keras.layers.Dense(
+          hparams.embedding_dim, use_bias=False, name='history_projection')
     self._categoricals = tuple(k for k in categoricals if k in vocab_sizes)
     self._bags = tuple(bags)
     self._numerics = tuple(numerics)
@@ -133,8 +217,15 @@ class Tower(tf.keras.Model):
     parts += [self.bag_embeddings[k](inputs[_xf(k)]) for k in self._bags]
     parts += [tf.expand_dims(tf.cast(inputs[_xf(k)], tf.float32), -1)
               for k in self._numerics if _xf(k) in inputs]
+    history_vector = None
+    if self.history is not None:
+      history_vector = self.history(inputs[_xf(self._id_key)],
+                                    exclude=inputs.get(_xf(features.MOVIE_ID)))
+      parts.append(history_vector)
     output = self.content(tf.concat(parts, axis=1)) + self.id_projection(
         id_vector)
+    if history_vector is not None:
+      output += self.history_projection(history_vector)
     if self._normalize:
       output = tf.math.l2_normalize(output, axis=1)
     if self._extra == 'one':
@@ -146,12 +237,24 @@ class Tower(tf.keras.Model):
 
 
 def build_towers(vocab_sizes: Mapping[str, int],
-                 hparams: RetrievalHParams) -> tuple:
-  """(query tower, candidate tower) for the given vocabulary sizes."""
+                 hparams: RetrievalHParams, history=None) -> tuple:
+  """(query tower, candidate tower) for the given vocabulary sizes.
+
+  `history`: (values, row_splits) from `history_csr`, required when
+  `hparams.user_history` is set.
+  """
   bias = hparams.candidate_bias
+  history_layer = None
+  if hparams.user_history:
+    if history is None:
+      raise ValueError('user_history needs the training history '
+                       '(values, row_splits)')
+    history_layer = UserHistory(history[0], history[1],
+                                vocab_sizes[features.MOVIE_ID],
+                                hparams.id_embedding_dim, name='user_history')
   query = Tower(features.USER_ID, vocab_sizes, QUERY_CATEGORICALS, (),
                 QUERY_NUMERICS, hparams, extra_dimension='one' if bias else None,
-                name='query_tower')
+                history=history_layer, name='query_tower')
   candidate = Tower(features.MOVIE_ID, vocab_sizes, CANDIDATE_CATEGORICALS,
                     CANDIDATE_BAGS, CANDIDATE_NUMERICS, hparams,
                     extra_dimension='bias' if bias else None,

@@ -98,6 +98,20 @@ def movie_table(file_pattern, feature_spec
   return columns, counts
 
 
+def training_history(file_pattern, feature_spec, num_users: int):
+  """(values, row_splits) of every user's training movies, for
+  `retrieval_model.UserHistory`; read a batch at a time as int arrays."""
+  keys = (_xf(features.USER_ID), _xf(features.MOVIE_ID))
+  dataset = make_dataset(file_pattern, {k: feature_spec[k] for k in keys},
+                         8192, shuffle=False, seed=0)
+  users, movies = [], []
+  for batch in dataset.as_numpy_iterator():
+    users.append(batch[keys[0]].astype(np.int64))
+    movies.append(batch[keys[1]].astype(np.int64))
+  return retrieval_model.history_csr(np.concatenate(users),
+                                     np.concatenate(movies), num_users)
+
+
 def _to_sparse(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   return {k: v.to_sparse() if isinstance(v, tf.RaggedTensor) else v
           for k, v in batch.items()}
@@ -116,10 +130,10 @@ def sampling_probability_table(counts: Mapping[bytes, int]
 
 def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
                 movie_columns: Dict[str, tf.Tensor],
-                counts: Mapping[bytes, int]
+                counts: Mapping[bytes, int], history=None
                ) -> retrieval_model.RetrievalModel:
   query, candidate = retrieval_model.build_towers(vocab_sizes(tft_output),
-                                                  hparams)
+                                                  hparams, history)
   candidates = tf.data.Dataset.from_tensor_slices(movie_columns).batch(
       1024).map(_to_sparse)
   model = retrieval_model.RetrievalModel(
@@ -206,7 +220,12 @@ def train(train_files: List[str], eval_files: List[str],
   spec = tft_output.transformed_feature_spec()
   movie_columns, counts = movie_table(train_files, spec)
   logging.info('retrieval: %d movies in training data', len(counts))
-  model = build_model(tft_output, hparams, movie_columns, counts)
+  history = None
+  if hparams.user_history:
+    history = training_history(train_files, spec,
+                               vocab_sizes(tft_output)[features.USER_ID])
+    logging.info('retrieval: user history of %d ratings', len(history[0]))
+  model = build_model(tft_output, hparams, movie_columns, counts, history)
   train_ds = make_dataset(train_files, spec, hparams.batch_size,
                           shuffle=True, seed=hparams.seed)
   eval_ds = make_dataset(eval_files, spec, 4096, shuffle=False, seed=0)

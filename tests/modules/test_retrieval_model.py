@@ -480,3 +480,61 @@ def test_catalogue_loss_falls_when_each_user_always_rates_one_movie():
   # batch); training ends far below.
   assert losses[0] > 0.5 * 4 * math.log(5)
   assert losses[-1] < 0.1 * 4 * math.log(5)
+
+
+# ------------------------------------------------------------- user history
+
+
+def test_history_csr_dedups_and_orders_by_user():
+  # Pairs (user, movie): (0,3) (0,1) (2,1) (2,4) (2,4) (0,3); user 5 is out
+  # of the 4-row table. Unique, sorted: user 0 -> [1, 3], user 1 -> [],
+  # user 2 -> [1, 4], user 3 -> [].
+  values, row_splits = retrieval_model.history_csr(
+      [0, 0, 2, 2, 2, 0, 5], [3, 1, 1, 4, 4, 3, 2], num_users=4)
+  assert values.tolist() == [1, 3, 1, 4]
+  assert row_splits.tolist() == [0, 2, 2, 4, 4]
+
+
+def test_user_history_mean_leaves_the_target_out():
+  # History: user 0 rated movies 1 and 3, user 2 rated 1 and 4, user 1
+  # nothing; user 7 has no row (OOV).
+  layer = retrieval_model.UserHistory([1, 3, 1, 4], [0, 2, 2, 4, 4],
+                                      num_movies=5, dim=2)
+  users = tf.constant([0, 1, 2, 7, 0], tf.int64)
+  # Serving (nothing excluded): user 0 -> mean(E1, E3); user 2 ->
+  # mean(E1, E4); users 1 and 7 -> zeros.
+  served = layer(users).numpy()
+  table = layer.embedding.embeddings.numpy()
+  np.testing.assert_allclose(served[0], (table[1] + table[3]) / 2, rtol=1e-6)
+  np.testing.assert_allclose(served[2], (table[1] + table[4]) / 2, rtol=1e-6)
+  np.testing.assert_array_equal(served[[1, 3]], np.zeros((2, 2)))
+  # Training on (0, 1), (1, 0), (2, 4), (7, 0), (0, 2): the example's own
+  # movie leaves its user's history; a movie not in it changes nothing.
+  trained = layer(users, exclude=tf.constant([1, 0, 4, 0, 2],
+                                             tf.int64)).numpy()
+  np.testing.assert_allclose(trained[0], table[3], rtol=1e-6)
+  np.testing.assert_allclose(trained[2], table[1], rtol=1e-6)
+  np.testing.assert_allclose(trained[4], served[0], rtol=1e-6)
+  np.testing.assert_array_equal(trained[[1, 3]], np.zeros((2, 2)))
+
+
+def test_user_history_enters_the_query_tower_and_trains():
+  tf.keras.utils.set_random_seed(0)
+  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                             feature_embedding_dim=2, hidden_units=5,
+                             candidate_bias=False, user_history=True)
+  with pytest.raises(ValueError, match='history'):
+    retrieval_model.build_towers(VOCAB_SIZES, hparams)
+  history = retrieval_model.history_csr([0, 0, 1, 2, 3], [1, 2, 2, 3, 4],
+                                        VOCAB_SIZES[features.USER_ID])
+  query, _ = retrieval_model.build_towers(VOCAB_SIZES, hparams, history)
+  batch = _batch([0, 1, 2, 3], [1, 2, 3, 4])
+  served = dict(batch)
+  del served[xf(features.MOVIE_ID)]
+  # With the movie in the inputs (training), user 1's only history movie is
+  # left out; without it (serving), it counts: the embeddings differ.
+  assert query(batch).shape == (4, 4)
+  assert not np.allclose(query(batch).numpy()[1], query(served).numpy()[1])
+  names = [w.name for w in query.trainable_weights]
+  assert any('history_emb' in n for n in names)
+  assert not any('history_values' in n for n in names)
