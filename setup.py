@@ -30,5 +30,10 @@ setup(
         'apache-beam[gcp]>=2.47,<3',
         'dill',
     ],
-    extras_require={'dev': ['pytest']},
+    extras_require={
+        'dev': ['pytest'],
+        # The approximate retrieval index (--retrieval-index scann): the
+        # ScaNN release built for TensorFlow 2.16 (tensorflow~=2.16.0).
+        'scann': ['scann==1.3.2'],
+    },
 )

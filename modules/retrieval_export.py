@@ -30,18 +30,23 @@ exclusion width known when tracing and at most `num_candidates - k`
 exclusions, which fails for heavy raters and small catalogues. The index
 here is the same brute-force dot product with a mask of seen movies, then
 `tf.math.top_k`.
+
+Built with `index='scann'`, the servable searches an approximate ScaNN
+index instead (`modules.retrieval_index`): same signatures and outputs,
+scores still dot products, but loading it needs ScaNN's custom ops
+(`import scann` in Python; a TF Serving build linked with them).
 """
 
 import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from typing import Dict, List, Mapping, Optional, Sequence  # noqa: E402
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from modules import features  # noqa: E402
+from modules import features, retrieval_index  # noqa: E402
 
 QUERY_FEATURES = (features.AGE, features.GENDER, features.OCCUPATION,
                   features.ZIP_CODE, features.TIMESTAMP)
@@ -70,14 +75,16 @@ def user_example(user_id: bytes, user_features: Mapping[str, object]
 
 
 class RetrievalServable(tf.Module):
-  """Query tower + seen-movie exclusion + brute-force top-K over movies."""
+  """Query tower + seen-movie exclusion + top-K over the movies (brute
+  force, or a ScaNN index)."""
 
   def __init__(self, towers, movie_ids: Sequence[bytes],
                movie_titles: Sequence[bytes], movie_embeddings: np.ndarray,
                user_ids: Sequence[bytes], user_examples: Sequence[bytes],
                train_movies: Sequence[Sequence[int]],
                other_movies: Sequence[Sequence[int]], top_k: int,
-               exclude_seen: bool = True):
+               exclude_seen: bool = True,
+               index: str = retrieval_index.BRUTE_FORCE):
     """Builds the servable.
 
     Args:
@@ -91,17 +98,28 @@ class RetrievalServable(tf.Module):
         (the eval split), excluded when serving but not in `evaluation`.
       top_k: K; capped at N.
       exclude_seen: drop each user's seen movies from the answer.
+      index: 'brute_force' (exact) or 'scann' (approximate; needs ScaNN,
+        see `modules.retrieval_index`).
+
+    Raises:
+      ValueError: an unknown index.
+      ImportError: 'scann' without ScaNN installed (says what to install).
     """
     super().__init__()
     self.towers = towers
     num_movies = len(movie_ids)
     self._k = min(int(top_k), num_movies)
     self._exclude_seen = exclude_seen
+    self._index = retrieval_index.check_index(index)
     self.movie_ids = tf.constant(list(movie_ids), tf.string)
     self.movie_titles = tf.constant(list(movie_titles), tf.string)
-    self.movie_embeddings = tf.Variable(
-        tf.constant(movie_embeddings, tf.float32), trainable=False,
-        name='movie_embeddings')
+    if self._index == retrieval_index.SCANN:
+      self.scann_index = retrieval_index.ScannIndex(movie_embeddings,
+                                                    self._k)
+    else:
+      self.movie_embeddings = tf.Variable(
+          tf.constant(movie_embeddings, tf.float32), trainable=False,
+          name='movie_embeddings')
     # Row U of the user arrays is the unknown user: no id, no history.
     self.user_rows = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
@@ -119,14 +137,12 @@ class RetrievalServable(tf.Module):
              exclusions: Optional[tf.RaggedTensor]) -> Dict[str, tf.Tensor]:
     rows = self.user_rows.lookup(user_id)
     query = self._query_fn(examples=query_examples)['embedding']
-    scores = tf.matmul(query, self.movie_embeddings, transpose_b=True)
-    if exclusions is not None:
-      seen = tf.gather(exclusions, rows)  # ragged [batch, None] movie rows
-      index = tf.stack([seen.value_rowids(), seen.flat_values], axis=1)
-      scores = tf.tensor_scatter_nd_update(
-          scores, index,
-          tf.fill([tf.shape(index)[0]], tf.constant(_EXCLUDED_SCORE)))
-    top_scores, top_rows = tf.math.top_k(scores, k=self._k)
+    seen = None if exclusions is None else tf.gather(exclusions, rows)
+    if self._index == retrieval_index.SCANN:
+      top_scores, top_rows = self.scann_index.top_k(query, seen,
+                                                    _EXCLUDED_SCORE)
+    else:
+      top_scores, top_rows = self._brute_force_top_k(query, seen)
     # A user who has seen almost everything can have excluded movies left
     # in the top K: blank them rather than recommend them.
     valid = top_scores > _EXCLUDED_SCORE / 2
@@ -136,6 +152,19 @@ class RetrievalServable(tf.Module):
                                                   top_rows), ''),
         'scores': tf.where(valid, top_scores, float('-inf')),
     }
+
+  def _brute_force_top_k(self, query: tf.Tensor,
+                         seen: Optional[tf.RaggedTensor]
+                        ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Scores [batch, K] and catalogue rows [batch, K] of the best movies;
+    `seen` ([batch, None] movie rows) get _EXCLUDED_SCORE."""
+    scores = tf.matmul(query, self.movie_embeddings, transpose_b=True)
+    if seen is not None:
+      index = tf.stack([seen.value_rowids(), seen.flat_values], axis=1)
+      scores = tf.tensor_scatter_nd_update(
+          scores, index,
+          tf.fill([tf.shape(index)[0]], tf.constant(_EXCLUDED_SCORE)))
+    return tf.math.top_k(scores, k=self._k)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
                                                name='user_id')])
@@ -173,9 +202,10 @@ class RetrievalServable(tf.Module):
 
 
 def _ragged_rows(rows: Sequence[Sequence[int]]) -> tf.RaggedTensor:
-  """[U + 1, None] int64 rows; the extra last row (unknown user) is empty."""
+  """[U + 1, None] int64 rows, ascending (the ScaNN index looks them up by
+  binary search); the extra last row (unknown user) is empty."""
   return tf.RaggedTensor.from_row_lengths(
-      tf.constant([m for ms in rows for m in ms], tf.int64),
+      tf.constant([m for ms in rows for m in sorted(ms)], tf.int64),
       tf.constant([len(ms) for ms in rows] + [0], tf.int64))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import features, retrieval_export
+from modules import features, retrieval_export, retrieval_index
 
 # Catalogue: five movies with hand-chosen candidate embeddings.
 MOVIES = [b'm1', b'm2', b'm3', b'm4', b'm5']
@@ -110,25 +110,33 @@ def towers(tmp_path_factory):
   return tf.saved_model.load(export_dir)
 
 
-def _save_servable(towers, export_dir, top_k, exclude_seen=True):
+def _save_servable(towers, export_dir, top_k, exclude_seen=True,
+                   index=retrieval_index.BRUTE_FORCE):
   servable = retrieval_export.RetrievalServable(
       towers, MOVIES, TITLES, MOVIE_VECTORS, USERS,
       [retrieval_export.user_example(u, USER_FEATURES[u]) for u in USERS],
-      TRAIN_ROWS, EVAL_ROWS, top_k=top_k, exclude_seen=exclude_seen)
+      TRAIN_ROWS, EVAL_ROWS, top_k=top_k, exclude_seen=exclude_seen,
+      index=index)
   retrieval_export.save(servable, export_dir)
   return tf.saved_model.load(export_dir)
 
 
-@pytest.fixture(scope='module')
-def servables(towers, tmp_path_factory):
+@pytest.fixture(scope='module', params=[
+    retrieval_index.BRUTE_FORCE,
+    pytest.param(retrieval_index.SCANN, marks=pytest.mark.skipif(
+        not retrieval_index.scann_available(),
+        reason=f'ScaNN not installed ({retrieval_index.SCANN_INSTALL})'))])
+def servables(request, towers, tmp_path_factory):
   """Saved and reloaded: top 3 (default), top 3 keeping seen movies, and
-  top 10 (more than the catalogue)."""
+  top 10 (more than the catalogue); each with both indexes, which must give
+  the same answers (ScaNN scores a catalogue this small exactly)."""
   root = tmp_path_factory.mktemp('servables')
+  index = request.param
   return {
-      'top3': _save_servable(towers, str(root / 'top3'), 3),
+      'top3': _save_servable(towers, str(root / 'top3'), 3, index=index),
       'keep_seen': _save_servable(towers, str(root / 'keep'), 3,
-                                  exclude_seen=False),
-      'top10': _save_servable(towers, str(root / 'top10'), 10),
+                                  exclude_seen=False, index=index),
+      'top10': _save_servable(towers, str(root / 'top10'), 10, index=index),
   }
 
 
