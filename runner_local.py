@@ -16,6 +16,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import importlib.util  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 from typing import List, Optional  # noqa: E402
@@ -54,6 +55,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
   parser.add_argument(
       '--no-exclude-seen', action='store_true',
       help="export the servable without excluding the user's rated movies")
+  parser.add_argument(
+      '--retrieval-index', choices=configs.RETRIEVAL_INDEXES,
+      default=configs.RETRIEVAL_INDEX,
+      help="the retrieval servable's index: exact brute force, or "
+      'approximate ScaNN for large catalogues (needs the scann package, '
+      'and a TF Serving build with its ops to serve it)')
   parser.add_argument(
       '--min-lift-over-popularity', type=float,
       default=configs.MIN_LIFT_OVER_POPULARITY,
@@ -99,6 +106,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.error('--top-k must be at least 1')
   if args.ranking_epochs is not None and args.ranking_epochs < 1:
     parser.error('--ranking-epochs must be at least 1')
+  if (args.retrieval_index == 'scann' and
+      importlib.util.find_spec('scann') is None):
+    parser.error("--retrieval-index scann needs ScaNN, which is not "
+                 "installed: .venv/bin/python -m pip install 'scann==1.3.2' "
+                 "(the release built for TensorFlow 2.16)")
   if not 1 <= args.recommender_top_k <= args.top_k:
     parser.error(f'--recommender-top-k must be between 1 and --top-k '
                  f'({args.top_k}): the recommender re-ranks the retrieval '
@@ -164,6 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       retrieval_hparams=args.hparams,
       retrieval_top_k=args.top_k,
       exclude_seen=not args.no_exclude_seen,
+      retrieval_index=args.retrieval_index,
       min_lift_over_popularity=args.min_lift_over_popularity,
       max_regression=args.max_regression,
       ranking_run_fn=None if args.no_ranking else configs.RANKING_RUN_FN,

@@ -22,6 +22,11 @@ DEFAULT_DATA_DIR = 'data/ml-100k'
 DEFAULT_OUTPUT_DIR = 'outputs'
 EVAL_FRACTION = 0.2
 RETRIEVAL_TOP_K = 100
+# The retrieval servable's index (modules/retrieval_index.py): exact brute
+# force, or approximate ScaNN (optional dependency; needs ScaNN's ops where
+# the servable is loaded).
+RETRIEVAL_INDEX = 'brute_force'
+RETRIEVAL_INDEXES = ('brute_force', 'scann')
 # Blessing of the retrieval model (recall@100 on the eval split).
 MIN_LIFT_OVER_POPULARITY = 0.0
 MAX_REGRESSION = 0.01

@@ -32,6 +32,7 @@ def create_pipeline(
     retrieval_hparams: Optional[Dict[str, Any]] = None,
     retrieval_top_k: int = 100,
     exclude_seen: bool = True,
+    retrieval_index: str = configs.RETRIEVAL_INDEX,
     min_lift_over_popularity: float = 0.0,
     max_regression: float = 0.01,
     ranking_hparams: Optional[Dict[str, Any]] = None,
@@ -62,6 +63,9 @@ def create_pipeline(
     retrieval_hparams: overrides of `modules.hparams.RetrievalHParams`.
     retrieval_top_k: movies the retrieval servable returns per user.
     exclude_seen: whether the servable leaves out movies the user rated.
+    retrieval_index: the servable's index, 'brute_force' (exact) or 'scann'
+      (approximate; ScaNN must be installed where the indexer runs and
+      wherever the servable is loaded, see modules/retrieval_index.py).
     min_lift_over_popularity: the retrieval model is blessed only if its
       recall@100 beats the most-popular baseline's by this relative margin.
     max_regression: ... and is at most this much (absolute recall@100)
@@ -133,7 +137,8 @@ def create_pipeline(
       ratings=ratings,
       movies=example_gen.outputs['movies'],
       top_k=retrieval_top_k,
-      exclude_seen=exclude_seen)
+      exclude_seen=exclude_seen,
+      index=retrieval_index)
 
   # Finds the latest blessed retrieval servable, the regression baseline.
   latest_blessed_retrieval = tfx.dsl.Resolver(

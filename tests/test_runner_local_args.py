@@ -56,3 +56,38 @@ def test_bad_ranking_flags_are_refused(argv, message, capsys):
   with pytest.raises(SystemExit):
     runner_local.parse_args(argv)
   assert message in capsys.readouterr().err
+
+
+def test_retrieval_index_defaults_to_brute_force():
+  assert runner_local.parse_args([]).retrieval_index == 'brute_force'
+
+
+def test_retrieval_index_scann_is_accepted_when_scann_is_installed(
+    monkeypatch):
+  monkeypatch.setattr(runner_local.importlib.util, 'find_spec',
+                      lambda name: object())
+
+  args = runner_local.parse_args(['--retrieval-index', 'scann'])
+
+  assert args.retrieval_index == 'scann'
+
+
+def test_retrieval_index_scann_without_scann_says_what_to_install(
+    monkeypatch, capsys):
+  from modules import retrieval_index  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(runner_local.importlib.util, 'find_spec',
+                      lambda name: None)
+
+  with pytest.raises(SystemExit) as exit_info:
+    runner_local.parse_args(['--retrieval-index', 'scann'])
+
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert '--retrieval-index scann needs ScaNN' in err
+  assert f"pip install '{retrieval_index.SCANN_REQUIREMENT}'" in err
+
+
+def test_an_unknown_retrieval_index_is_refused(capsys):
+  with pytest.raises(SystemExit):
+    runner_local.parse_args(['--retrieval-index', 'annoy'])
+  assert "invalid choice: 'annoy'" in capsys.readouterr().err

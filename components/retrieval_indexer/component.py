@@ -7,6 +7,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 
 from components.retrieval_indexer import executor, spec
+from modules import retrieval_index
 
 
 class RetrievalIndexer(base_component.BaseComponent):
@@ -29,7 +30,8 @@ class RetrievalIndexer(base_component.BaseComponent):
 
   def __init__(self, model: types.BaseChannel, ratings: types.BaseChannel,
                movies: types.BaseChannel, top_k: Optional[int] = None,
-               exclude_seen: Optional[bool] = None):
+               exclude_seen: Optional[bool] = None,
+               index: Optional[str] = None):
     """Constructs the component.
 
     Args:
@@ -40,10 +42,17 @@ class RetrievalIndexer(base_component.BaseComponent):
       top_k: movies returned per user (default 100).
       exclude_seen: leave out movies the user rated in training (default
         True).
+      index: 'brute_force' (default, exact) or 'scann' (approximate; the
+        executor and every process loading the servable need ScaNN, see
+        `modules.retrieval_index`). Only the name is checked here: the
+        machine compiling a pipeline need not have ScaNN.
     """
     if top_k is not None and top_k < 1:
       raise ValueError(f'top_k must be at least 1, got {top_k}')
+    if index is not None:
+      retrieval_index.check_index(index)
     super().__init__(spec.RetrievalIndexerSpec(
         model=model, ratings=ratings, movies=movies, top_k=top_k,
         exclude_seen=None if exclude_seen is None else int(exclude_seen),
+        index=index,
         servable=types.Channel(type=standard_artifacts.Model)))

@@ -1,10 +1,12 @@
 """Executor of RetrievalIndexer: reads history and catalogue, embeds the
-catalogue with the candidate tower, saves the servable."""
+catalogue with the candidate tower, saves the servable; with a ScaNN index,
+measures its recall against brute force."""
 
 import time
 from typing import Any, Dict, List, Tuple
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_executor
@@ -13,7 +15,14 @@ from tfx.utils import path_utils
 
 from components import examples_io
 from components.retrieval_indexer import spec
-from modules import features, retrieval_export
+from modules import features, retrieval_export, retrieval_index
+
+# Custom properties of the servable artifact (ML Metadata).
+INDEX_PROPERTY = 'index'
+INDEX_RECALL_PROPERTY = 'index_recall_at_k'
+INDEX_RECALL_QUERIES_PROPERTY = 'index_recall_queries'
+# Users whose queries measure a ScaNN index against brute force.
+RECALL_QUERIES = 1000
 
 
 def _value(example: tf.train.Example, key: str):
@@ -82,6 +91,26 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int]
           [sorted(set(eval_seen.get(u, []))) for u in user_ids])
 
 
+def index_recall(servable: retrieval_export.RetrievalServable,
+                 user_examples: List[bytes], embeddings: np.ndarray,
+                 queries: int = RECALL_QUERIES) -> Tuple[float, int]:
+  """(recall@K of the servable's ScaNN index against brute force, number
+  of queries): the query embeddings of up to `queries` users, evenly
+  spread, over the whole catalogue, nothing excluded."""
+  count = min(queries, len(user_examples))
+  picked = np.unique(np.linspace(0, len(user_examples) - 1, count).astype(
+      int))
+  query = servable.towers.signatures['query_embedding'](
+      examples=tf.constant([user_examples[i] for i in picked]))['embedding']
+  _, found = servable.scann_index.top_k(query)
+  k = int(found.shape[1])
+  exact = [tf.math.top_k(tf.matmul(query[i:i + 64], embeddings,
+                                   transpose_b=True), k=k).indices.numpy()
+           for i in range(0, len(picked), 64)]
+  return (retrieval_index.recall_at_k(found.numpy(), np.concatenate(exact)),
+          len(picked))
+
+
 class Executor(base_executor.BaseExecutor):
   """Builds and saves the retrieval servable."""
 
@@ -96,6 +125,10 @@ class Executor(base_executor.BaseExecutor):
     exclude_seen = True if exclude_seen is None else bool(exclude_seen)
     if top_k < 1:
       raise ValueError(f'{spec.TOP_K_KEY} must be at least 1, got {top_k}')
+    index = exec_properties.get(spec.INDEX_KEY) or retrieval_index.BRUTE_FORCE
+    retrieval_index.check_index(index)
+    if index == retrieval_index.SCANN:
+      retrieval_index.scann_ops()  # Fails now, naming what to install.
     model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
     ratings = artifact_utils.get_single_instance(input_dict[spec.RATINGS_KEY])
     movies = artifact_utils.get_single_instance(input_dict[spec.MOVIES_KEY])
@@ -110,12 +143,22 @@ class Executor(base_executor.BaseExecutor):
     embeddings = retrieval_export.embed_catalogue(towers, movie_examples)
     module = retrieval_export.RetrievalServable(
         towers, movie_ids, titles, embeddings, user_ids, user_examples,
-        train_seen, eval_seen, top_k=top_k, exclude_seen=exclude_seen)
+        train_seen, eval_seen, top_k=top_k, exclude_seen=exclude_seen,
+        index=index)
+    servable.set_string_custom_property(INDEX_PROPERTY, index)
+    recall_note = ''
+    if index == retrieval_index.SCANN and user_examples:
+      recall, queries = index_recall(module, user_examples, embeddings)
+      servable.set_float_custom_property(INDEX_RECALL_PROPERTY, recall)
+      servable.set_int_custom_property(INDEX_RECALL_QUERIES_PROPERTY,
+                                       queries)
+      recall_note = (f', recall@{min(top_k, len(movie_ids))} against brute '
+                     f'force {recall:.4f} over {queries} users')
     export_dir = path_utils.serving_model_path(servable.uri)
     retrieval_export.save(module, export_dir)
     logging.info(
-        'RetrievalIndexer: %d movies indexed, %d users, top %d%s, saved to '
-        '%s in %.1fs', len(movie_ids), len(user_ids), min(top_k,
-                                                          len(movie_ids)),
+        'RetrievalIndexer: %d movies indexed (%s%s), %d users, top %d%s, '
+        'saved to %s in %.1fs', len(movie_ids), index, recall_note,
+        len(user_ids), min(top_k, len(movie_ids)),
         ', seen movies excluded' if exclude_seen else '', export_dir,
         time.time() - started)

@@ -9,6 +9,7 @@ MOVIES_KEY = 'movies'  # in: the whole catalogue
 SERVABLE_KEY = 'servable'  # out: the TF Serving-ready model
 TOP_K_KEY = 'top_k'
 EXCLUDE_SEEN_KEY = 'exclude_seen'
+INDEX_KEY = 'index'  # 'brute_force' or 'scann' (modules/retrieval_index.py)
 
 DEFAULT_TOP_K = 100
 
@@ -20,6 +21,7 @@ class RetrievalIndexerSpec(types.ComponentSpec):
       TOP_K_KEY: component_spec.ExecutionParameter(type=int, optional=True),
       EXCLUDE_SEEN_KEY: component_spec.ExecutionParameter(
           type=int, optional=True),
+      INDEX_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),

@@ -3,6 +3,7 @@ and catalogue records with a fake towers SavedModel, checked through the
 answers of the servable it writes."""
 
 import os
+import sys
 
 import pytest
 import tensorflow as tf
@@ -10,7 +11,7 @@ from tfx import types
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.retrieval_indexer import RetrievalIndexer, executor, spec
-from modules import features
+from modules import features, retrieval_index
 
 # Candidate embeddings by movie id (the fake candidate tower's table).
 MOVIE_VECTORS = {b'm1': [3., 0.], b'm2': [0., 3.], b'm3': [2., 1.],
@@ -289,6 +290,58 @@ def test_executor_fails_clearly_without_catalogue_records(inputs, tmp_path):
     _run(dict(inputs, **{spec.MOVIES_KEY: [movies]}), tmp_path / 'servable')
 
 
+def test_default_index_is_brute_force_and_recorded(inputs, tmp_path):
+  servable = standard_artifacts.Model()
+  servable.uri = str(tmp_path / 'servable')
+
+  executor.Executor().Do(inputs, {spec.SERVABLE_KEY: [servable]},
+                         {spec.TOP_K_KEY: 3})
+
+  assert servable.get_string_custom_property('index') == 'brute_force'
+  assert not servable.has_custom_property('index_recall_at_k')
+  assert not retrieval_index.uses_scann_ops(
+      os.path.join(servable.uri, 'Format-Serving'))
+
+
+@pytest.mark.skipif(not retrieval_index.scann_available(),
+                    reason=f'ScaNN not installed '
+                    f'({retrieval_index.SCANN_INSTALL})')
+def test_scann_index_gives_the_same_answers_and_records_its_recall(
+    inputs, tmp_path):
+  servable = standard_artifacts.Model()
+  servable.uri = str(tmp_path / 'servable')
+
+  executor.Executor().Do(inputs, {spec.SERVABLE_KEY: [servable]},
+                         {spec.TOP_K_KEY: 3, spec.INDEX_KEY: 'scann'})
+
+  export_dir = os.path.join(servable.uri, 'Format-Serving')
+  assert retrieval_index.uses_scann_ops(export_dir)
+  # 5 movies: ScaNN scores them all exactly, as brute force does
+  # (see test_serving_default_excludes_train_and_eval_movies).
+  loaded = tf.saved_model.load(export_dir)
+  ids, scores = _answer(loaded, 'serving_default', [b'u1', b'u2'])
+  assert ids == [[b'm5', b'', b''], [b'm5', b'm3', b'm1']]
+  assert scores == [[-2., -INF, -INF], [2., 1., 0.]]
+  assert servable.get_string_custom_property('index') == 'scann'
+  # Both users' queries (u1 writer, u2 doctor) found the exact top 3.
+  assert servable.get_float_custom_property('index_recall_at_k') == 1.0
+  assert servable.get_int_custom_property('index_recall_queries') == 2
+
+
+def test_executor_rejects_an_unknown_index(inputs, tmp_path):
+  with pytest.raises(ValueError, match="Unknown retrieval index 'annoy'"):
+    _run(inputs, tmp_path / 'servable', **{spec.INDEX_KEY: 'annoy'})
+
+
+def test_executor_without_scann_says_what_to_install(inputs, tmp_path,
+                                                     monkeypatch):
+  monkeypatch.setitem(sys.modules, 'scann', None)  # As if not installed.
+
+  with pytest.raises(ImportError, match=r"pip install 'scann==1\.3\.2'"):
+    _run(inputs, tmp_path / 'servable', **{spec.INDEX_KEY: 'scann'})
+  assert not os.path.exists(tmp_path / 'servable')
+
+
 # ------------------------------------------------------------ construction
 
 
@@ -314,13 +367,27 @@ def test_construction_inputs_outputs_and_exec_properties():
   assert {k: c.type for k, c in component.outputs.items()} == {
       'servable': standard_artifacts.Model}
   # exclude_seen is stored as an int (ExecutionParameter type).
-  assert component.exec_properties == {'top_k': 20, 'exclude_seen': 0}
+  assert component.exec_properties == {'top_k': 20, 'exclude_seen': 0,
+                                       'index': None}
   assert component.executor_spec.executor_class is executor.Executor
 
 
 def test_construction_defaults_are_left_to_the_executor():
-  assert _indexer().exec_properties == {'top_k': None, 'exclude_seen': None}
+  assert _indexer().exec_properties == {'top_k': None, 'exclude_seen': None,
+                                        'index': None}
   assert _indexer(exclude_seen=True).exec_properties['exclude_seen'] == 1
+
+
+@pytest.mark.parametrize('index', ['brute_force', 'scann'])
+def test_construction_takes_an_index_by_name(index):
+  # Only the name is checked: the compiling machine may lack ScaNN.
+  assert _indexer(index=index).exec_properties['index'] == index
+
+
+def test_construction_rejects_an_unknown_index():
+  with pytest.raises(ValueError, match="Unknown retrieval index 'faiss'; "
+                     'known: brute_force, scann'):
+    _indexer(index='faiss')
 
 
 @pytest.mark.parametrize('top_k', [0, -5])
