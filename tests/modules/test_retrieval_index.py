@@ -65,11 +65,11 @@ def test_without_scann_the_error_says_what_to_install(monkeypatch):
 @pytest.mark.parametrize('candidates, leaves, searched', [
     # sqrt(1682) = 41.01 leaves; 100 x 100 candidates > 1682: search all.
     (1682, 41, 41),
-    # sqrt(60000) = 244.9 -> 245; share max(0.1, 10000 / 60000) = 1/6;
-    # ceil(245 / 6) = 41.
-    (60_000, 245, 41),
-    # sqrt(1e6) = 1000; share max(0.1, 0.01) = 0.1 -> 100.
-    (1_000_000, 1000, 100),
+    # sqrt(60000) = 244.9 -> 245; share max(0.2, 10000 / 60000) = 0.2;
+    # ceil(245 x 0.2) = 49.
+    (60_000, 245, 49),
+    # sqrt(1e6) = 1000; share max(0.2, 0.01) = 0.2 -> 200.
+    (1_000_000, 1000, 200),
 ])
 def test_scann_params_scale_with_the_catalogue(candidates, leaves, searched):
   params = retrieval_index.scann_params(candidates, 100)
