@@ -264,6 +264,19 @@ def uses_scann_ops(saved_model_dir: str) -> bool:
   return False
 
 
+def load_custom_ops(saved_model_dir: str) -> None:
+  """Registers in this process the custom ops the SavedModel in
+  `saved_model_dir` calls (ScaNN's, for a servable with a ScaNN index), so
+  that `tf.saved_model.load` can load it. Nothing to do for brute force.
+
+  Raises:
+    ImportError: the SavedModel needs ScaNN and it is not installed (the
+      message says what to install).
+  """
+  if uses_scann_ops(saved_model_dir):
+    scann_ops()
+
+
 def recall_at_k(approximate: Sequence[Sequence[int]],
                 exact: Sequence[Sequence[int]]) -> float:
   """Mean over queries of |approximate top K ∩ exact top K| / K.

@@ -62,6 +62,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
+from modules import retrieval_index  # noqa: E402
 from serving import warmup  # noqa: E402
 
 DEFAULT_HOST = '127.0.0.1'
@@ -399,6 +400,8 @@ def load_version(path: str, model_name: str, version: int) -> LoadedVersion:
     ServingError, ValueError, tf.errors.OpError...: the version cannot load.
   """
   signature_defs = warmup.read_signature_defs(path)
+  # A retrieval servable with a ScaNN index needs ScaNN's custom ops.
+  retrieval_index.load_custom_ops(path)
   loaded = LoadedVersion(model_name, version, path,
                          tf.saved_model.load(path, tags=[warmup.SERVE_TAG]),
                          signature_defs)

@@ -3,6 +3,7 @@ and catalogue records with a fake towers SavedModel, checked through the
 answers of the servable it writes."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -326,6 +327,18 @@ def test_scann_index_gives_the_same_answers_and_records_its_recall(
   # Both users' queries (u1 writer, u2 doctor) found the exact top 3.
   assert servable.get_float_custom_property('index_recall_at_k') == 1.0
   assert servable.get_int_custom_property('index_recall_queries') == 2
+  # A fresh process (no TFX, so no TFRS import registering ScaNN's ops by
+  # chance): the local server registers them itself, then answers.
+  loaded = subprocess.run(
+      [sys.executable, '-c', 'import sys; import tensorflow as tf; '
+       'from serving import server; '
+       'server.load_version(sys.argv[1], "retrieval", 1); '
+       'print(tf.saved_model.load(sys.argv[1]).signatures["serving_default"]'
+       '(user_id=tf.constant(["u2"]))["movie_ids"].numpy().tolist())',
+       export_dir], capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, TF_USE_LEGACY_KERAS='1'), check=False)
+  assert loaded.returncode == 0, loaded.stderr[-2000:]
+  assert loaded.stdout.strip().endswith("[[b'm5', b'm3', b'm1']]")
 
 
 def test_executor_rejects_an_unknown_index(inputs, tmp_path):

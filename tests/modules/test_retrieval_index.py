@@ -205,6 +205,29 @@ def test_scann_index_saves_and_reloads_and_is_detected(tmp_path):
   assert not retrieval_index.uses_scann_ops(str(tmp_path / 'plain'))
 
 
+@needs_scann
+def test_load_custom_ops_says_what_to_install_only_when_needed(
+    tmp_path, monkeypatch):
+  module = tf.Module()
+  module.index = retrieval_index.ScannIndex(CANDIDATES, k=2)
+  module.search = tf.function(
+      lambda q: module.index.top_k(q)[1],
+      input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+  tf.saved_model.save(module, str(tmp_path / 'scann'),
+                      signatures=module.search.get_concrete_function())
+  plain = tf.Module()
+  plain.search = tf.function(lambda q: q * 2, input_signature=[
+      tf.TensorSpec([None, 2], tf.float32)])
+  tf.saved_model.save(plain, str(tmp_path / 'plain'),
+                      signatures=plain.search.get_concrete_function())
+  retrieval_index.load_custom_ops(str(tmp_path / 'scann'))  # Installed.
+  monkeypatch.setitem(sys.modules, 'scann', None)  # Not installed.
+
+  retrieval_index.load_custom_ops(str(tmp_path / 'plain'))
+  with pytest.raises(ImportError, match=r"pip install 'scann==1\.3\.2'"):
+    retrieval_index.load_custom_ops(str(tmp_path / 'scann'))
+
+
 def test_setup_py_extra_pins_the_same_scann():
   setup_py = os.path.join(os.path.dirname(os.path.dirname(
       os.path.dirname(os.path.abspath(__file__)))), 'setup.py')
