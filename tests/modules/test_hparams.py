@@ -11,10 +11,11 @@ from modules.hparams import RetrievalHParams
 def test_defaults_without_overrides():
   expected = {
       'embedding_dim': 64, 'id_embedding_dim': 64, 'feature_embedding_dim': 8,
-      'hidden_units': 128, 'normalize': True, 'temperature': 0.1,
+      'hidden_units': 0, 'normalize': True, 'temperature': 0.1,
       'candidate_bias': True, 'negatives': 'in_batch',
       'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
-      'epochs': 30, 'early_stopping_patience': 3, 'seed': 42,
+      'epochs': 30, 'early_stopping_patience': 3, 'user_history': True,
+      'seed': 42,
   }
 
   assert dataclasses.asdict(RetrievalHParams.from_config()) == expected

@@ -15,14 +15,19 @@ from modules.hparams import RetrievalHParams
 
 xf = features.transformed_name
 
+def _hparams(**kwargs) -> RetrievalHParams:
+  """Hyper-parameters without the user history (tested on its own below)."""
+  return RetrievalHParams(user_history=False, **kwargs)
+
+
 # Tiny vocabularies (OOV bucket included) plus the fixed-size features.
 VOCAB_SIZES = dict(retrieval_model.FIXED_SIZES, **{
     features.USER_ID: 5, features.MOVIE_ID: 6, features.GENDER: 3,
     features.OCCUPATION: 4, features.ZIP_PREFIX: 4, features.GENRES: 5,
     features.TITLE_TOKENS: 7})
-HPARAMS = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
-                           feature_embedding_dim=2, hidden_units=5,
-                           candidate_bias=False)
+HPARAMS = _hparams(embedding_dim=4, id_embedding_dim=3,
+                   feature_embedding_dim=2, hidden_units=5,
+                   candidate_bias=False)
 
 
 def _sparse(rows):
@@ -89,9 +94,9 @@ def test_towers_embed_a_batch_into_unit_vectors():
 
 def test_towers_without_normalisation_are_not_unit_vectors():
   tf.keras.utils.set_random_seed(0)
-  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
-                             feature_embedding_dim=2, hidden_units=0,
-                             normalize=False, candidate_bias=False)
+  hparams = _hparams(embedding_dim=4, id_embedding_dim=3,
+                     feature_embedding_dim=2, hidden_units=0,
+                     normalize=False, candidate_bias=False)
   query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
   batch = _batch(users=[0, 1, 4], movies=[2, 5, 0])
 
@@ -107,9 +112,9 @@ def test_towers_without_normalisation_are_not_unit_vectors():
 
 def test_candidate_bias_adds_a_learned_per_movie_term_to_the_score():
   tf.keras.utils.set_random_seed(0)
-  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
-                             feature_embedding_dim=2, hidden_units=5,
-                             candidate_bias=True)
+  hparams = _hparams(embedding_dim=4, id_embedding_dim=3,
+                     feature_embedding_dim=2, hidden_units=5,
+                     candidate_bias=True)
   query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
   batch = _batch(users=[0, 1, 4], movies=[2, 5, 0])
 
@@ -220,8 +225,8 @@ def _pair_batch(movie_ids=(b'ma', b'mb')):
 
 
 def _fixed_model(temperature, probability=None, logq_correction=True):
-  hparams = RetrievalHParams(temperature=temperature, negatives='in_batch',
-                             logq_correction=logq_correction)
+  hparams = _hparams(temperature=temperature, negatives='in_batch',
+                     logq_correction=logq_correction)
   return retrieval_model.RetrievalModel(
       FIXED_QUERY, FIXED_CANDIDATE, hparams,
       candidate_probability=probability)
@@ -300,7 +305,7 @@ def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
       xf(features.MOVIE_ID): tf.range(12, dtype=tf.int64)}).batch(5)
   model = retrieval_model.RetrievalModel(
       query, candidate,
-      RetrievalHParams(temperature=1.0, negatives='in_batch'),
+      _hparams(temperature=1.0, negatives='in_batch'),
       metrics_candidates=catalogue)
   batch = {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
            xf(features.MOVIE_ID): tf.constant([0, 11], tf.int64),
@@ -323,7 +328,7 @@ def test_training_steps_skip_the_top_k_metrics():
       xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}).batch(2)
   model = retrieval_model.RetrievalModel(
       FIXED_QUERY, candidate,
-      RetrievalHParams(temperature=1.0, negatives='in_batch'),
+      _hparams(temperature=1.0, negatives='in_batch'),
       metrics_candidates=catalogue)
 
   model.compute_loss(_pair_batch(), training=True)
@@ -337,9 +342,9 @@ def test_training_steps_skip_the_top_k_metrics():
 
 def test_loss_is_finite_and_falls_when_each_user_always_rates_one_movie():
   tf.keras.utils.set_random_seed(0)
-  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
-                             feature_embedding_dim=2, hidden_units=5,
-                             temperature=0.1, negatives='in_batch')
+  hparams = _hparams(embedding_dim=4, id_embedding_dim=3,
+                     feature_embedding_dim=2, hidden_units=5,
+                     temperature=0.1, negatives='in_batch')
   query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
   # Users 0..3 each rate movie (user + 1); the movies are equally popular.
   probability = retrieval_trainer.sampling_probability_table(
@@ -378,7 +383,7 @@ CATALOGUE_CANDIDATE = _FixedTower(xf(features.MOVIE_ID),
 def _catalogue_model(temperature=1.0, **kwargs):
   return retrieval_model.RetrievalModel(
       FIXED_QUERY, CATALOGUE_CANDIDATE,
-      RetrievalHParams(temperature=temperature, negatives='catalogue'),
+      _hparams(temperature=temperature, negatives='catalogue'),
       catalogue=CATALOGUE, **kwargs)
 
 
@@ -445,20 +450,20 @@ def test_catalogue_negatives_need_the_catalogue():
   with pytest.raises(ValueError, match='needs the catalogue'):
     retrieval_model.RetrievalModel(
         FIXED_QUERY, CATALOGUE_CANDIDATE,
-        RetrievalHParams(negatives='catalogue'))
+        _hparams(negatives='catalogue'))
 
 
 def test_unknown_kind_of_negatives_is_refused():
   with pytest.raises(ValueError, match="'catalogue' or 'in_batch'"):
     retrieval_model.RetrievalModel(
-        FIXED_QUERY, CATALOGUE_CANDIDATE, RetrievalHParams(negatives='all'))
+        FIXED_QUERY, CATALOGUE_CANDIDATE, _hparams(negatives='all'))
 
 
 def test_catalogue_loss_falls_when_each_user_always_rates_one_movie():
   tf.keras.utils.set_random_seed(0)
-  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
-                             feature_embedding_dim=2, hidden_units=5,
-                             temperature=0.1, negatives='catalogue')
+  hparams = _hparams(embedding_dim=4, id_embedding_dim=3,
+                     feature_embedding_dim=2, hidden_units=5,
+                     temperature=0.1, negatives='catalogue')
   query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams)
   catalogue_batch = _batch(users=[0, 0, 0, 0, 0], movies=[1, 2, 3, 4, 5])
   catalogue = {k: v for k, v in catalogue_batch.items()
