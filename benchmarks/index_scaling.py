@@ -348,7 +348,7 @@ def _log(label: str, result: Mapping[str, Any]) -> None:
 def merge_results(previous: Optional[Mapping[str, Any]],
                   runs: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
   """The results file: earlier runs of other (embeddings, size) kept,
-  these replacing any of the same key; sorted by embeddings then size."""
+  these replacing any of the same key; synthetic first, then by size."""
   by_key = {(r['embeddings'], r['size']): r
             for r in (previous or {}).get('runs', [])}
   by_key.update({(r['embeddings'], r['size']): r for r in runs})
@@ -358,7 +358,8 @@ def merge_results(previous: Optional[Mapping[str, Any]],
       'machine': report.machine_info(),
       'packages': report.package_versions(
           ('tensorflow', 'tensorflow-recommenders', 'scann', 'numpy')),
-      'runs': [by_key[key] for key in sorted(by_key)],
+      'runs': [by_key[key] for key in sorted(
+          by_key, key=lambda key: (key[0] != SYNTHETIC, key))],
   }
 
 
@@ -373,6 +374,12 @@ def render_markdown(results: Mapping[str, Any]) -> str:
            if key in run]
   load = (f' Load average (1 min) {min(loads):.1f}–{max(loads):.1f} during '
           'the runs: the machine is shared.' if loads else '')
+  real = next((run for run in results['runs']
+               if run['embeddings'] != SYNTHETIC), None)
+  if real:
+    source = os.path.relpath(real['source'], REPO_ROOT)
+    load += (f' Real: the movie embeddings of `{source}` (jittered '
+             'copies beyond its catalogue) and its users\' query embeddings.')
   lines = [
       f'Measured {results["updated"]} on {machine["cpu_model"]} '
       f'({machine["cpu_cores"]} cores, {machine["memory_gib"]} GiB), '

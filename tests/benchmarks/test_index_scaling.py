@@ -230,8 +230,8 @@ def test_merge_results_replaces_the_same_key_and_sorts():
   merged = bench.merge_results(previous, [_run('synthetic', 1682)])
 
   assert [(r['embeddings'], r['size']) for r in merged['runs']] == [
-      ('real', 1682), ('synthetic', 1682), ('synthetic', 60000)]
-  assert merged['runs'][1]['indexes'][0]['recall_at_k'] == 1.0
+      ('synthetic', 1682), ('synthetic', 60000), ('real', 1682)]
+  assert merged['runs'][0]['indexes'][0]['recall_at_k'] == 1.0
   assert merged['benchmark'] == 'index_scaling'
   assert 'tensorflow' in merged['packages'] and 'scann' in merged['packages']
 
