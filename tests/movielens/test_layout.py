@@ -1,4 +1,5 @@
-"""Tests for movielens.layout: ml-100k parsers and writers on literal lines."""
+"""Tests for movielens.layout: ml-100k parsers and writers on literal lines
+(ml-1m and the CSV layout: test_layout_releases.py)."""
 
 import pytest
 
@@ -227,7 +228,8 @@ def test_detect_layout_uses_the_given_exists_predicate():
 
   assert layout.detect_layout('gs://bucket/ml', exists=exists) is (
       layout.ML_100K)
-  assert seen == ['gs://bucket/ml/u.data']
+  assert seen == ['gs://bucket/ml/u.data', 'gs://bucket/ml/ratings.dat',
+                  'gs://bucket/ml/ratings.csv']
 
 
 def test_detect_layout_on_empty_folder_names_the_files(tmp_path):
