@@ -29,8 +29,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument(
       '--data-dir', default=configs.DEFAULT_DATA_DIR,
-      help='folder with a raw MovieLens release (ml-100k layout: u.data, '
-      'u.item, u.user); `make data` downloads ml-100k')
+      help='folder with a raw MovieLens release: ml-100k (u.data, u.item, '
+      'u.user), ml-1m (ratings.dat, movies.dat, users.dat) or ml-20m/ml-25m '
+      '(ratings.csv, movies.csv); `make data` downloads ml-100k')
   parser.add_argument(
       '--output-dir', default=configs.DEFAULT_OUTPUT_DIR,
       help='where the pipeline root, ML Metadata and logs go')
@@ -168,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       pipeline_name=configs.PIPELINE_NAME,
       pipeline_root=configs.pipeline_root(output_dir),
       data_path=data_dir,
-      schema_path=configs.SCHEMA_PATH,
+      schema_path=configs.schema_path(data_dir),
       preprocessing_fn=configs.PREPROCESSING_FN,
       retrieval_run_fn=configs.RETRIEVAL_RUN_FN,
       serving_dir=configs.serving_dir(output_dir),

@@ -14,9 +14,30 @@ PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
 RETRIEVAL_RUN_FN = 'modules.retrieval_trainer.run_fn'
 RANKING_RUN_FN = 'modules.ranking_trainer.run_fn'
 
-# The curated schema of the ratings examples (see pipeline/schema/README.md).
-SCHEMA_PATH = os.path.join(os.path.dirname(__file__), 'schema',
-                           'schema.pbtxt')
+# The curated schema of the ratings examples (see pipeline/schema/README.md),
+# one per raw layout (`movielens.layout`): releases differ in demographics,
+# rating scale, occupations and genres. SCHEMA_PATH is ml-100k's.
+SCHEMA_DIR = os.path.join(os.path.dirname(__file__), 'schema')
+SCHEMA_PATH = os.path.join(SCHEMA_DIR, 'schema.pbtxt')
+SCHEMA_FILES = {
+    'ml-100k': 'schema.pbtxt',
+    'ml-1m': 'schema.ml-1m.pbtxt',
+    'ml-25m': 'schema.ml-25m.pbtxt',  # ml-20m, ml-25m, ml-latest
+}
+
+
+def schema_path(data_dir: str) -> str:
+  """The curated schema for the raw release in `data_dir`, by its layout.
+
+  A folder without a known layout gets ml-100k's: the ExampleGen then
+  stops the run with a message naming the files it looked for.
+  """
+  from movielens import layout  # pylint: disable=g-import-not-at-top
+  try:
+    name = layout.detect_layout(data_dir).name
+  except layout.RawDataError:
+    return SCHEMA_PATH
+  return os.path.join(SCHEMA_DIR, SCHEMA_FILES[name])
 
 DEFAULT_DATA_DIR = 'data/ml-100k'
 DEFAULT_OUTPUT_DIR = 'outputs'

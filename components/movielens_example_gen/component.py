@@ -21,9 +21,13 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
 
   Runs on Beam (set `beam_pipeline_args` on the pipeline), so the same
   component scales out on Dataflow, Flink or Spark. Any bad raw line (wrong
-  field count, rating outside 1-5, unknown movie or user, wrong encoding)
-  fails the run with a report naming file, line number and field, and
-  nothing is published.
+  field count, rating outside the release's scale, unknown movie or user,
+  wrong encoding) fails the run with a report naming file, line number and
+  field, and nothing is published.
+
+  Reads every layout of `movielens.layout`, detected from the folder's
+  files: ml-100k, ml-1m and the CSV layout of ml-20m/ml-25m. Features a
+  release lacks (demographics in ml-20m/25m) are absent from the examples.
   """
 
   SPEC_CLASS = spec.MovieLensExampleGenSpec
@@ -37,7 +41,7 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
     Args:
       input_base: folder (local or any filesystem TFX reads, e.g. gs://)
         holding one raw MovieLens release, e.g. the ml-100k files u.data,
-        u.item and u.user.
+        u.item and u.user, or ml-25m's ratings.csv and movies.csv.
       eval_fraction: share of each user's newest ratings held out for eval,
         in (0, 1); default 0.2.
     """

@@ -25,7 +25,9 @@ def _split_prefix(artifact: types.Artifact, split: str) -> str:
 
 
 def check_input_files(input_base: str) -> raw.RawLayout:
-  """Fails fast, before any Beam work, on missing or empty raw files."""
+  """Fails fast, before any Beam work, on missing or empty raw files and on
+  CSV files whose first line is not the layout's header (Beam skips it
+  unread)."""
   data_layout = raw.detect_layout(input_base, exists=fileio.exists)
   problems = []
   for file_name in data_layout.files:
@@ -35,6 +37,12 @@ def check_input_files(input_base: str) -> raw.RawLayout:
                       f'{", ".join(data_layout.files)})')
     elif tf.io.gfile.stat(path).length == 0:
       problems.append(f'{path}: empty file')
+    elif file_name in data_layout.headers:
+      with fileio.open(path, 'rb') as f:
+        problem = data_layout.header_problem(file_name, f.readline())
+      if problem:
+        problems.append(f'{path}:1: {problem} (the {data_layout.name} '
+                        'layout starts each file with its header)')
   if problems:
     raise raw.RawDataError('Cannot ingest MovieLens data:\n  ' +
                            '\n  '.join(problems))
@@ -113,7 +121,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     result = pipeline.result
     query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(
         ingest.METRICS_NAMESPACE))
-    return {c.key.metric.name: c.committed for c in query['counters']}
+    # One result per step and name: 'bad_lines' counts in several steps
+    # (parsing each file, joining), so sum them.
+    totals: Dict[str, int] = {}
+    for counter in query['counters']:
+      name = counter.key.metric.name
+      totals[name] = totals.get(name, 0) + counter.committed
+    return totals
 
   @staticmethod
   def _read_bad_lines(errors_prefix: str) -> List[ingest.BadLine]:

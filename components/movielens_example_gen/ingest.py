@@ -3,6 +3,13 @@
 Plain Apache Beam and TensorFlow protos, no TFX: the executor wires these
 into a pipeline, and tests run them directly.
 
+Any layout of `movielens.layout` (ml-100k, ml-1m, the CSV layout of
+ml-20m/ml-25m): the layout names the files, their parsers and the header
+lines to skip. `ReadFromText` splits on newlines only, which is right for
+CSV too: MovieLens titles hold commas (quoted, handled by the layout's
+parser) but never newlines, so every line is one record. Releases without
+a users file (ml-20m/25m) get no demographic features at all.
+
 Scale: ratings are streamed with `ReadFromText` (splittable, no whole-file
 load anywhere). Users and movies are dimension tables (at most ~160K users
 and ~60K movies in ml-25m) joined as side inputs. The per-user split groups
@@ -19,7 +26,7 @@ import dataclasses
 import json
 import math
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -94,10 +101,12 @@ class _JoinRating(beam.DoFn):
   """
 
   def __init__(self, ratings_file: str, movies_file: str,
-               users_file: Optional[str]):
+               users_file: Optional[str],
+               format_rating: Callable[[raw.Rating], str]):
     self._ratings_file = ratings_file
     self._movies_file = movies_file
     self._users_file = users_file
+    self._format_rating = format_rating
 
   def process(self, rating: raw.Rating, movies: Dict[str, raw.Movie],
               users: Dict[str, raw.User]):
@@ -112,8 +121,7 @@ class _JoinRating(beam.DoFn):
                  f'{self._users_file}')
     if problem:
       beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'bad_lines').inc()
-      line = (f'{rating.user_id}\t{rating.movie_id}\t{rating.rating:g}\t'
-              f'{rating.timestamp}')
+      line = self._format_rating(rating).rstrip('\n')
       key = (rating.user_id, rating.movie_id, rating.timestamp)
       yield beam.pvalue.TaggedOutput(
           ERRORS_TAG, BadLine(self._ratings_file, line, problem, key))
@@ -138,8 +146,11 @@ def movie_features(movie: raw.Movie) -> Dict[str, tf.train.Feature]:
   out = {
       features.MOVIE_ID: _bytes_feature([movie.movie_id]),
       features.TITLE: _bytes_feature([movie.title]),
-      features.GENRES: _bytes_feature(movie.genres),
   }
+  # A movie without genres (ml-25m's '(no genres listed)') or without a
+  # year lacks the feature, rather than carrying an empty or made-up value.
+  if movie.genres:
+    out[features.GENRES] = _bytes_feature(movie.genres)
   if movie.release_year is not None:
     out[features.RELEASE_YEAR] = _int_feature([movie.release_year])
   return out
@@ -152,7 +163,11 @@ def movie_example(movie: raw.Movie) -> tf.train.Example:
 
 def rating_example(rating: raw.Rating, movie: raw.Movie,
                    user: Optional[raw.User]) -> tf.train.Example:
-  """One rating with its user's and movie's features (see modules.features)."""
+  """One rating with its user's and movie's features (see modules.features).
+
+  `user` is None in releases without demographics (ml-20m/25m): the example
+  then has no age, gender, occupation or zip code features at all.
+  """
   feature = movie_features(movie)
   feature[features.USER_ID] = _bytes_feature([rating.user_id])
   feature[features.RATING] = _float_feature([rating.rating])
@@ -257,7 +272,7 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, data_dir: str,
 
   joined = ratings.ok | 'Join' >> beam.ParDo(
       _JoinRating(data_layout.ratings_file, data_layout.movies_file,
-                  data_layout.users_file),
+                  data_layout.users_file, data_layout.format_rating),
       movies=beam.pvalue.AsDict(movies_by_id),
       users=beam.pvalue.AsDict(users_by_id)).with_outputs(
           ERRORS_TAG, main='ok')

@@ -1,5 +1,5 @@
-"""MovieLensExampleGen: construction, executor on a tiny raw fixture, and
-every kind of bad input."""
+"""MovieLensExampleGen: construction, executor on tiny raw fixtures (ml-100k,
+ml-1m, the CSV layout of ml-25m), and every kind of bad input."""
 
 import glob
 import gzip
@@ -252,3 +252,160 @@ def test_gzip_outputs_are_tfx_examples(tmp_path):
   assert files and all(f.endswith('.gz') for f in files)
   with gzip.open(files[0], 'rb') as f:
     assert f.read(1)  # real gzip
+
+
+# --- Other layouts: ml-1m and the CSV layout of ml-20m/ml-25m -----------------
+
+# The same ratings as U_DATA (so the same split), in each layout.
+ML1M_RATINGS = U_DATA.replace('\t', '::')
+ML1M_MOVIES = ('1::Toy Story (1995)::Animation|Comedy\n'
+               '2::Mis\xe9rables, Les (1995)::Drama\n'
+               "3::Untitled::Children's\n"
+               '4::Heavy Metal (1981)::Action|Horror\n')
+# Age group codes and occupation codes (17: technician/engineer, 0: other).
+ML1M_USERS = ('1::M::25::17::85711\n'
+              '2::F::50::0::94043-1234\n'
+              '3::M::18::20::32067\n')
+ML25M_RATINGS = 'userId,movieId,rating,timestamp\n' + ''.join(
+    f'{u},{m},{r},{t}\n' for u, m, r, t in
+    (line.split('\t') for line in U_DATA.splitlines())).replace(
+        '1,4,1,500', '1,4,0.5,500').replace('2,3,2,900', '2,3,4.5,900')
+ML25M_MOVIES = ('movieId,title,genres\n'
+                '1,Toy Story (1995),Animation|Children|Comedy\n'
+                '2,"Misérables, Les (1995)",Drama\n'
+                '3,Untitled,(no genres listed)\n'
+                '4,Heavy Metal (1981),Action|Horror|IMAX\n')
+DEMOGRAPHICS = {'age', 'gender', 'occupation', 'zip_code'}
+
+
+def write_files(folder, files):
+  os.makedirs(folder, exist_ok=True)
+  for name, (text, encoding) in files.items():
+    with open(os.path.join(folder, name), 'w', encoding=encoding,
+              newline='') as f:
+      f.write(text)
+  return str(folder)
+
+
+def write_ml1m(folder, ratings=ML1M_RATINGS):
+  return write_files(folder, {'ratings.dat': (ratings, 'ascii'),
+                              'movies.dat': (ML1M_MOVIES, 'latin-1'),
+                              'users.dat': (ML1M_USERS, 'latin-1')})
+
+
+def write_ml25m(folder, ratings=ML25M_RATINGS, movies=ML25M_MOVIES):
+  return write_files(folder, {'ratings.csv': (ratings, 'utf-8'),
+                              'movies.csv': (movies, 'utf-8')})
+
+
+@pytest.fixture(scope='module')
+def ml1m_run(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp('ml1m')
+  return run_executor(tmp_path, write_ml1m(tmp_path / 'raw'))
+
+
+@pytest.fixture(scope='module')
+def ml25m_run(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp('ml25m')
+  return run_executor(tmp_path, write_ml25m(tmp_path / 'raw'))
+
+
+def test_ml1m_examples_carry_mapped_demographics(ml1m_run):
+  ratings, movies = ml1m_run
+  train, eval_ = read_examples(ratings, 'train'), read_examples(ratings, 'eval')
+  assert len(train) == 12 and len(eval_) == 2
+  held_out = sorted((value(e, 'user_id')[0], value(e, 'movie_id')[0])
+                    for e in eval_)
+  assert held_out == [('1', '4'), ('2', '3')]  # As for the same ml-100k data.
+  example = next(e for e in eval_ if value(e, 'user_id') == ['2'])
+  assert value(example, 'age') == [50]  # The age group code.
+  assert value(example, 'gender') == ['F']
+  assert value(example, 'occupation') == ['other']  # Code 0.
+  assert value(example, 'zip_code') == ['94043-1234']
+  assert value(example, 'title') == ['Untitled']
+  assert 'release_year' not in example.features.feature  # No '(YYYY)'.
+  catalog = {value(e, 'movie_id')[0]: e for e in read_examples(movies,
+                                                                'catalog')}
+  assert value(catalog['2'], 'title') == ['Misérables, Les (1995)']
+  assert value(catalog['2'], 'release_year') == [1995]
+  assert 'release_year' not in catalog['3'].features.feature
+  assert value(catalog['3'], 'genres') == ["Children's"]
+
+
+def test_ml25m_examples_have_no_demographic_features(ml25m_run):
+  ratings, _ = ml25m_run
+  train, eval_ = read_examples(ratings, 'train'), read_examples(ratings, 'eval')
+  assert len(train) == 12 and len(eval_) == 2
+  for example in train + eval_:
+    assert not DEMOGRAPHICS & set(example.features.feature)
+  by_user = {value(e, 'user_id')[0]: e for e in eval_}
+  assert sorted(by_user) == ['1', '2']
+  # Half stars come through as they are.
+  assert value(by_user['1'], 'rating') == [0.5]
+  assert value(by_user['2'], 'rating') == [4.5]
+  assert set(by_user['1'].features.feature) == {
+      'user_id', 'movie_id', 'rating', 'timestamp', 'title', 'release_year',
+      'genres'}
+  assert value(by_user['1'], 'genres') == ['Action', 'Horror', 'IMAX']
+
+
+def test_ml25m_catalogue_quoted_titles_and_missing_features(ml25m_run):
+  _, movies = ml25m_run
+  catalog = {value(e, 'movie_id')[0]: e for e in read_examples(movies,
+                                                                'catalog')}
+  assert sorted(catalog) == ['1', '2', '3', '4']
+  assert value(catalog['2'], 'title') == ['Misérables, Les (1995)']
+  # '(no genres listed)' and a title without '(YYYY)': absent, not faked.
+  assert set(catalog['3'].features.feature) == {'movie_id', 'title'}
+
+
+@pytest.mark.parametrize('run, layout_name', [('ml1m_run', 'ml-1m'),
+                                              ('ml25m_run', 'ml-25m')])
+def test_examples_pass_their_layouts_schema(run, layout_name, request):
+  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  from pipeline import configs  # pylint: disable=g-import-not-at-top
+  ratings, _ = request.getfixturevalue(run)
+  # run_executor writes into <tmp>/out/ratings; the raw files are in <tmp>/raw.
+  data_dir = os.path.join(os.path.dirname(os.path.dirname(ratings.uri)),
+                          'raw')
+  schema_path = configs.schema_path(data_dir)
+  assert os.path.basename(schema_path) == f'schema.{layout_name}.pbtxt'
+  stats = tfdv.generate_statistics_from_tfrecord(
+      os.path.join(ratings.uri, 'Split-train', '*.gz'))
+  anomalies = tfdv.validate_statistics(stats,
+                                       tfdv.load_schema_text(schema_path))
+  assert dict(anomalies.anomaly_info) == {}
+  # ml-100k's schema would stop the run: it expects ml-100k's occupations
+  # (ml-1m) or demographics in every example (ml-25m).
+  against_ml100k = tfdv.validate_statistics(
+      stats, tfdv.load_schema_text(configs.SCHEMA_PATH))
+  expected = {'ml-1m': {'occupation'}, 'ml-25m': DEMOGRAPHICS}
+  assert expected[layout_name] <= set(against_ml100k.anomaly_info)
+
+
+def test_ml25m_bad_lines_are_named_by_file_line_and_field(tmp_path):
+  bad = (ML25M_RATINGS.replace('1,3,4,300\n', '1,3,5.5,300\n') +
+         '3,99,4.0,999\n')
+  data_dir = write_ml25m(tmp_path / 'raw', ratings=bad)
+  message = _expect_bad_input(tmp_path, data_dir, '2 raw line(s)')
+  # Line numbers count the header: the third rating is line 4.
+  assert ("ratings.csv:4: field 'rating': expected a number from 0.5 to 5 "
+          "in steps of 0.5, got '5.5'") in message
+  assert ("ratings.csv:16: field 'movie_id': movie '99' is not in "
+          "movies.csv") in message
+  assert "line: '3,99,4.0,999'" in message
+
+
+def test_ml25m_missing_header_fails_before_any_beam_work(tmp_path):
+  headless = ML25M_MOVIES.split('\n', 1)[1]
+  data_dir = write_ml25m(tmp_path / 'raw', movies=headless)
+  _expect_bad_input(tmp_path, data_dir,
+                    "movies.csv:1: expected the header 'movieId,title,genres'",
+                    "got '1,Toy Story (1995),Animation|Children|Comedy'")
+
+
+def test_ml1m_needs_users_dat(tmp_path):
+  data_dir = write_ml1m(tmp_path / 'raw')
+  os.remove(os.path.join(data_dir, 'users.dat'))
+  _expect_bad_input(tmp_path, data_dir, 'users.dat: missing (the ml-1m '
+                    'layout needs ratings.dat, movies.dat, users.dat)')
