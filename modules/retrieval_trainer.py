@@ -56,9 +56,14 @@ def make_dataset(file_pattern, feature_spec, batch_size: int,
 
 
 def vocab_sizes(tft_output: tft.TFTransformOutput) -> Dict[str, int]:
-  """Embedding table sizes: vocabulary + OOV buckets, and fixed sizes."""
+  """Embedding table sizes: vocabulary + OOV buckets, and fixed sizes.
+
+  Only for features Transform produced: a release without demographics
+  (ml-20m/25m) has no age bucket, and the towers then skip it.
+  """
   spec = tft_output.transformed_feature_spec()
-  sizes = dict(retrieval_model.FIXED_SIZES)
+  sizes = {key: size for key, size in retrieval_model.FIXED_SIZES.items()
+           if _xf(key) in spec}
   for key in features.VOCAB_FEATURES:
     if _xf(key) in spec:
       sizes[key] = tft_output.num_buckets_for_transformed_feature(_xf(key))
