@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DATA_DIR ?= data/ml-100k
+# The MovieLens release: ml-100k, ml-1m, ml-20m or ml-25m (`make data
+# DATASET=ml-1m`, `make run DATASET=ml-1m`).
+DATASET ?= ml-100k
+DATA_DIR ?= data/$(DATASET)
 OUTPUT_DIR ?= outputs
 PYTEST_ARGS ?=
 
@@ -13,11 +16,11 @@ export TF_USE_LEGACY_KERAS := 1
 .PHONY: help setup data run serve test test-fast lock clean goldens
 
 help:
-	@echo "make run        set up, download ml-100k if missing, run the local pipeline"
+	@echo "make run        set up, download ml-100k if missing, run the local pipeline (DATASET=ml-1m|ml-20m|ml-25m for others)"
 	@echo "make serve      local gRPC server (TF Serving API) on $(OUTPUT_DIR)/serving, port 8500"
 	@echo "make test       set up and run every test (slow end-to-end tests included)"
 	@echo "make test-fast  unit tests only (-m 'not slow')"
-	@echo "make data       download ml-100k into $(DATA_DIR) if missing"
+	@echo "make data       download $(DATASET) into $(DATA_DIR) if missing (DATASET=ml-1m|ml-20m|ml-25m)"
 	@echo "make lock       re-pin requirements.lock from requirements.in"
 	@echo "make goldens    regenerate the Kubeflow/Vertex golden specs (tests/kubeflow/golden)"
 	@echo "make clean      remove pipeline outputs (keeps .venv and data)"
@@ -29,7 +32,7 @@ $(VENV)/.installed: requirements.lock setup.py scripts/bootstrap.sh
 setup: $(VENV)/.installed
 
 data: setup
-	$(PY) -m movielens.download --dest $(DATA_DIR)
+	$(PY) -m movielens.download --dataset $(DATASET) --dest $(DATA_DIR)
 
 run: data
 	$(PY) runner_local.py --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR)

@@ -1,22 +1,31 @@
-"""Downloads MovieLens 100K into a folder, in the raw GroupLens layout.
+"""Downloads a MovieLens release into a folder, in the raw GroupLens layout.
 
     python -m movielens.download --dest data/ml-100k [--source auto]
+    python -m movielens.download --dataset ml-25m    # -> data/ml-25m
 
-The primary source is GroupLens' own zip, checked against its published MD5.
-Where GroupLens cannot be reached (machines that only see package registries),
-the fallback is the copy of ml-100k that RecBole ships inside its 1.2.1 wheel
-on PyPI, checked against a pinned SHA-256 and rebuilt into the GroupLens layout
-with the writers of `movielens.layout`. That copy holds every rating, user and
-genre, but only the release year of each film: u.item then carries
-`01-Jan-<year>` dates (GroupLens' own convention for unknown days) and no IMDb
-URLs.
+ml-100k (the default): the primary source is GroupLens' own zip, checked
+against its published MD5. Where GroupLens cannot be reached (machines that
+only see package registries), the fallback is the copy of ml-100k that
+RecBole ships inside its 1.2.1 wheel on PyPI, checked against a pinned
+SHA-256 and rebuilt into the GroupLens layout with the writers of
+`movielens.layout`. That copy holds every rating, user and genre, but only
+the release year of each film: u.item then carries `01-Jan-<year>` dates
+(GroupLens' own convention for unknown days) and no IMDb URLs.
+
+ml-1m, ml-20m, ml-25m (`--dataset`): GroupLens only, streamed to a temporary
+file and checked against both GroupLens' published MD5 (the `.md5` file
+beside each zip) and a pinned SHA-256 (see `RELEASES` for where each value
+was found). There is no offline mirror of these releases: where GroupLens is
+unreachable the command says so in one line and writes nothing. Only the
+layout's files and the README are extracted (not the tag genome, tags or
+links).
 
 The folder appears atomically: files are written to a temporary sibling that
 is renamed into place, so `dest` is either complete or absent. A `SOURCE` file
 in it records where the data came from. Running again is a no-op.
 
-The network is reached only through two callables, `fetch_url` and
-`download_wheel`, which tests replace with fakes.
+The network is reached only through three callables, `fetch_url`,
+`download_file` and `download_wheel`, which tests replace with fakes.
 """
 
 from __future__ import annotations
@@ -51,6 +60,57 @@ RECBOLE_URL = 'https://pypi.org/project/recbole/1.2.1/'
 RECBOLE_WHEEL_SHA256 = (
     '9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407')
 _RECBOLE_FOLDER = 'recbole/dataset_example/ml-100k/'
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+  """A GroupLens release beyond ml-100k, with the checksums of its zip.
+
+  Attributes:
+    name: 'ml-1m', 'ml-20m' or 'ml-25m'.
+    url: the zip on files.grouplens.org.
+    md5: GroupLens' published MD5 (`<zip>.md5` beside the zip).
+    sha256: SHA-256 of the same zip, as recorded by independent projects
+      that pin it (no SHA-256 is published by GroupLens).
+  """
+  name: str
+  url: str
+  md5: str
+  sha256: str
+
+  @property
+  def folder(self) -> str:
+    """The folder inside the zip: 'ml-25m/'."""
+    return f'{self.name}/'
+
+  @property
+  def layout(self) -> layout.RawLayout:
+    return layout.layout_of_release(self.name)
+
+
+_GROUPLENS_DATASETS = 'https://files.grouplens.org/datasets/movielens'
+# Checksums of the GroupLens zips. Never invent one: each value here was found
+# in several independent public projects that download the same zip (MD5s
+# also quoted from GroupLens' .md5 files: `MD5 (ml-20m.zip) = cd245b...`).
+RELEASES: Dict[str, Release] = {
+    'ml-1m': Release(
+        'ml-1m', f'{_GROUPLENS_DATASETS}/ml-1m.zip',
+        md5='c4d9eecfca2ab87c1945afe126590906',
+        sha256=('a6898adb50b9ca05aa231689da44c217'
+                'cb524e7ebd39d264c56e2832f2c54e20')),
+    'ml-20m': Release(
+        'ml-20m', f'{_GROUPLENS_DATASETS}/ml-20m.zip',
+        md5='cd245b17a1ae2cc31bb14903e1204af3',
+        sha256=('96f243c338a8665f6bcc89c53edf6ee3'
+                '9162a846940de6b7c8c48aeada765ff3')),
+    'ml-25m': Release(
+        'ml-25m', f'{_GROUPLENS_DATASETS}/ml-25m.zip',
+        md5='6b51fb2759a8657d3bfcbfc42b592ada',
+        sha256=('8b21cfb7eb1706b4ec0aac894368d90a'
+                'cf26ebdfb6aced3ebd4ad5bd1eb9c6aa')),
+}
+DATASETS: Tuple[str, ...] = ('ml-100k',) + tuple(RELEASES)
 
 SOURCES = ('auto', 'grouplens', 'recbole')
 SOURCE_FILE = 'SOURCE'
@@ -121,6 +181,32 @@ def fetch_url(url: str, timeout: float = TIMEOUT_SECONDS) -> bytes:
   """Returns the body of `url`; raises OSError/HTTPException on failure."""
   with urllib.request.urlopen(url, timeout=timeout) as response:
     return response.read()
+
+
+def download_file(url: str, path: str,
+                  log: Callable[[str], None] = lambda message: None,
+                  timeout: float = TIMEOUT_SECONDS) -> None:
+  """Streams `url` into the file `path` (never whole in memory).
+
+  Raises:
+    OSError / HTTPException: the server cannot be reached or the transfer
+      broke.
+  """
+  with urllib.request.urlopen(url, timeout=timeout) as response, open(
+      path, 'wb') as out:
+    total = int(response.headers.get('Content-Length') or 0)
+    done, next_report = 0, total / 10
+    while True:
+      chunk = response.read(1 << 20)
+      if not chunk:
+        break
+      out.write(chunk)
+      done += len(chunk)
+      if total and done >= next_report:
+        log(f'  {done / 1e6:,.0f} of {total / 1e6:,.0f} MB')
+        next_report += total / 10
+    if total and done != total:
+      raise http.client.IncompleteRead(b'', total - done)
 
 
 def download_wheel(dest_dir: str,
@@ -226,6 +312,108 @@ def fetch_ml100k(
   files[SOURCE_FILE] = _source_record(result).encode('utf-8')
   _install_atomically(dest, files)
   return result
+
+
+def fetch_release(
+    dest: str,
+    release: Release,
+    download_file: Callable[..., None] = download_file,
+    log: Callable[[str], None] = lambda message: None,
+) -> FetchResult:
+  """Makes `dest` hold a GroupLens release (ml-1m, ml-20m, ml-25m).
+
+  Downloads the zip into a temporary file beside `dest`, checks its MD5 and
+  SHA-256, and extracts the layout's files and the README.
+
+  Args:
+    dest: folder to create, e.g. 'data/ml-25m'. Its parent must be writable
+      and hold room for the zip and the extracted files (ml-25m: 262 MB +
+      about 700 MB).
+    release: one of `RELEASES` (tests pass fakes with their own checksums).
+    download_file: streams a URL into a file path (`log` as a keyword);
+      raises OSError when unreachable.
+    log: receives progress messages.
+
+  Returns:
+    What was done; `result.downloaded` is False if `dest` was complete.
+
+  Raises:
+    SourceUnreachableError: GroupLens cannot be reached (one line: there is
+      no other source for these releases).
+    ChecksumError: the zip is not the pinned one.
+    DownloadError: anything else; `dest` is left as it was.
+  """
+  data_layout = release.layout
+  if _is_complete(dest, data_layout):
+    return FetchResult(dest=dest, source=None)
+  _check_dest_is_free(dest, data_layout)
+  parent = os.path.dirname(os.path.abspath(dest))
+  os.makedirs(parent, exist_ok=True)
+  with tempfile.TemporaryDirectory(prefix=f'.{release.name}.zip-',
+                                   dir=parent) as download_dir:
+    zip_path = os.path.join(download_dir, f'{release.name}.zip')
+    log(f'Downloading {release.url}')
+    try:
+      download_file(release.url, zip_path, log=log)
+    except _TRANSPORT_ERRORS as e:
+      raise SourceUnreachableError(
+          f'GroupLens is unreachable ({release.url}: {_describe(e)}); '
+          f'{release.name} has no other source here: download it where '
+          f'GroupLens can be reached and unzip its {release.folder} into '
+          f'{dest}, or use synthetic data (python -m movielens.synthetic '
+          '--layout ml-25m).') from None
+    md5, sha256 = _hexdigests(zip_path)
+    for name, actual, expected in (('md5', md5, release.md5),
+                                   ('sha256', sha256, release.sha256)):
+      if actual != expected.lower():
+        raise ChecksumError(
+            f'checksum mismatch for {release.url}: expected {name} '
+            f'{expected}, got {actual}. The download is corrupt or the file '
+            'has changed; nothing was written.')
+    result = FetchResult(dest, 'grouplens', release.url,
+                         f'md5:{release.md5} sha256:{release.sha256}')
+
+    def extract(staging: str) -> None:
+      try:
+        with zipfile.ZipFile(zip_path) as archive:
+          members = _release_members(archive, release)
+          for base, info in members.items():
+            with archive.open(info) as source, open(
+                os.path.join(staging, base), 'wb') as target:
+              shutil.copyfileobj(source, target, 1 << 20)
+      except zipfile.BadZipFile as e:
+        raise DownloadError(f'{release.url} is not a zip file: {e}') from None
+
+    log(f'Extracting {", ".join(data_layout.files)} into {dest}')
+    _install_atomically(
+        dest, {SOURCE_FILE: _source_record(result).encode('utf-8')},
+        data_layout, write=extract)
+  return result
+
+
+def _release_members(archive: zipfile.ZipFile,
+                     release: Release) -> Dict[str, zipfile.ZipInfo]:
+  """The zip entries to extract: the layout's files and README, by name.
+
+  Only plain files directly inside the release's folder: no subfolders,
+  no '..'. Raises DownloadError when a layout file is missing.
+  """
+  wanted = set(release.layout.files)
+  members = {}
+  for info in archive.infolist():
+    name = info.filename
+    if info.is_dir() or not name.startswith(release.folder):
+      continue
+    base = name[len(release.folder):]
+    if '/' in base or base in ('', '.', '..'):
+      continue
+    if base in wanted or base.lower().startswith('readme'):
+      members[base] = info
+  missing = sorted(wanted - set(members))
+  if missing:
+    raise DownloadError(f'{release.url} lacks {release.folder}'
+                        f'{", ".join(missing)}')
+  return members
 
 
 # --- GroupLens ---------------------------------------------------------------
@@ -475,17 +663,29 @@ def _verify(payload: bytes, algorithm, expected: str, where: str) -> None:
         'was written.')
 
 
-def _is_complete(dest: str) -> bool:
+def _hexdigests(path: str) -> Tuple[str, str]:
+  """MD5 and SHA-256 of a file, read in chunks."""
+  md5, sha256 = hashlib.md5(), hashlib.sha256()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+      md5.update(chunk)
+      sha256.update(chunk)
+  return md5.hexdigest(), sha256.hexdigest()
+
+
+def _is_complete(dest: str,
+                 data_layout: layout.RawLayout = layout.ML_100K) -> bool:
   return all(
-      os.path.isfile(os.path.join(dest, f)) for f in layout.ML_100K.files)
+      os.path.isfile(os.path.join(dest, f)) for f in data_layout.files)
 
 
-def _check_dest_is_free(dest: str) -> None:
+def _check_dest_is_free(
+    dest: str, data_layout: layout.RawLayout = layout.ML_100K) -> None:
   """`dest` must be absent or an empty folder, so nothing is overwritten."""
   if os.path.exists(dest) and not (os.path.isdir(dest) and
                                    not os.listdir(dest)):
     missing = [
-        f for f in layout.ML_100K.files
+        f for f in data_layout.files
         if not os.path.isfile(os.path.join(dest, f))
     ]
     raise DownloadError(
@@ -508,8 +708,15 @@ def _source_record(result: FetchResult) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def _install_atomically(dest: str, files: Mapping[str, bytes]) -> None:
-  """Writes `files` into a sibling temp folder, then renames it to `dest`."""
+def _install_atomically(
+    dest: str, files: Mapping[str, bytes],
+    data_layout: layout.RawLayout = layout.ML_100K,
+    write: Optional[Callable[[str], None]] = None) -> None:
+  """Writes `files` into a sibling temp folder, then renames it to `dest`.
+
+  `write`, if given, is called with the temp folder first, to write files
+  too large to hold in memory.
+  """
   dest = os.path.abspath(dest)
   parent = os.path.dirname(dest)
   os.makedirs(parent, exist_ok=True)
@@ -520,6 +727,8 @@ def _install_atomically(dest: str, files: Mapping[str, bytes]) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)
+    if write is not None:
+      write(staging)
     for name, content in files.items():
       with open(os.path.join(staging, name), 'wb') as f:
         f.write(content)
@@ -527,7 +736,7 @@ def _install_atomically(dest: str, files: Mapping[str, bytes]) -> None:
       os.rmdir(dest)  # Empty, checked by _check_dest_is_free.
     os.rename(staging, dest)
   except OSError as e:
-    if not _is_complete(dest):  # Else a concurrent run won the race.
+    if not _is_complete(dest, data_layout):  # Else a concurrent run won.
       raise DownloadError(f'could not write {dest}: {e}') from None
   finally:
     shutil.rmtree(staging, ignore_errors=True)
@@ -539,32 +748,46 @@ def _install_atomically(dest: str, files: Mapping[str, bytes]) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m movielens.download',
-      description='Download MovieLens 100K (u.data, u.item, u.user) into a '
-      'folder, unless it is already there.')
+      description='Download a MovieLens release into a folder, unless it is '
+      'already there: ml-100k (u.data, u.item, u.user), ml-1m (ratings.dat, '
+      'movies.dat, users.dat), ml-20m or ml-25m (ratings.csv, movies.csv).')
   parser.add_argument(
-      '--dest', default='data/ml-100k',
-      help='folder to create (default: %(default)s)')
+      '--dataset', choices=DATASETS, default='ml-100k',
+      help='the release (default: %(default)s); all but ml-100k come from '
+      'GroupLens only, checked against MD5 and SHA-256')
+  parser.add_argument(
+      '--dest', default=None,
+      help='folder to create (default: data/<dataset>)')
   parser.add_argument(
       '--source', choices=SOURCES, default='auto',
-      help='grouplens: the official zip; recbole: the copy in the '
-      f'{RECBOLE_REQUIREMENT} wheel on PyPI (no exact release dates or IMDb '
-      'URLs); auto: GroupLens, else RecBole (default: %(default)s)')
+      help='ml-100k only. grouplens: the official zip; recbole: the copy in '
+      f'the {RECBOLE_REQUIREMENT} wheel on PyPI (no exact release dates or '
+      'IMDb URLs); auto: GroupLens, else RecBole (default: %(default)s)')
   args = parser.parse_args(argv)
+  dest = args.dest or os.path.join('data', args.dataset)
+  if args.dataset != 'ml-100k' and args.source == 'recbole':
+    parser.error(f'--source recbole holds ml-100k only; {args.dataset} comes '
+                 'from GroupLens')
+  data_layout = layout.layout_of_release(args.dataset)
   try:
     # Module globals, looked up at call time so tests can replace them.
-    result = fetch_ml100k(args.dest, source=args.source, fetch_url=fetch_url,
-                          download_wheel=download_wheel, log=print)
+    if args.dataset == 'ml-100k':
+      result = fetch_ml100k(dest, source=args.source, fetch_url=fetch_url,
+                            download_wheel=download_wheel, log=print)
+    else:
+      result = fetch_release(dest, RELEASES[args.dataset],
+                             download_file=download_file, log=print)
   except DownloadError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   if not result.downloaded:
-    print(f'{args.dest} already holds {", ".join(layout.ML_100K.files)}; '
+    print(f'{dest} already holds {", ".join(data_layout.files)}; '
           'nothing to do.')
     return 0
   if result.source == 'recbole':
     print(RECBOLE_CAVEAT)
-  print(f'Wrote ml-100k to {args.dest} from {result.source} ({result.url}, '
-        f'{result.checksum}); see {os.path.join(args.dest, SOURCE_FILE)}.')
+  print(f'Wrote {args.dataset} to {dest} from {result.source} ({result.url}, '
+        f'{result.checksum}); see {os.path.join(dest, SOURCE_FILE)}.')
   return 0
 
 

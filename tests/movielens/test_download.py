@@ -442,3 +442,195 @@ def test_cli_help_lists_sources(capsys):
   out = capsys.readouterr().out
   assert '--source {auto,grouplens,recbole}' in out
   assert '--dest' in out
+
+
+# --- Other releases (ml-1m, ml-20m, ml-25m): GroupLens only ------------------
+
+_ML25M_RATINGS = b'userId,movieId,rating,timestamp\n1,296,5.0,1147880044\n'
+_ML25M_MOVIES = (b'movieId,title,genres\n'
+                 b'296,"Pulp Fiction, The (1994)",Comedy|Crime|Drama\n')
+_ML25M_ZIP = _zip({
+    'ml-25m/ratings.csv': _ML25M_RATINGS,
+    'ml-25m/movies.csv': _ML25M_MOVIES,
+    'ml-25m/README.txt': b'Summary\n',
+    'ml-25m/genome-scores.csv': b'movieId,tagId,relevance\n',  # Not needed.
+    'ml-25m/sub/ratings.csv': b'nor this one\n',
+    'elsewhere/movies.csv': b'not this one\n',
+})
+_ML1M_ZIP = _zip({
+    'ml-1m/ratings.dat': b'1::1193::5::978300760\n',
+    'ml-1m/movies.dat': b"1193::Cuckoo's Nest (1975)::Drama\n",
+    'ml-1m/users.dat': b'1::F::1::10::48067\n',
+    'ml-1m/README': b'SUMMARY\n',
+})
+
+
+def _release(name, payload, **checksums):
+  """A Release of the real name whose checksums fit the fake zip."""
+  real = download.RELEASES[name]
+  values = dict(md5=hashlib.md5(payload).hexdigest(),
+                sha256=hashlib.sha256(payload).hexdigest())
+  values.update(checksums)
+  return download.Release(real.name, real.url, **values)
+
+
+def _file_server(payload):
+  calls = []
+
+  def download_file(url, path, log):
+    calls.append(url)
+    with open(path, 'wb') as f:
+      f.write(payload)
+
+  download_file.calls = calls
+  return download_file
+
+
+def _unreachable_file(url, path, log):
+  raise urllib.error.URLError(
+      socket.gaierror(-2, 'Name or service not known'))
+
+
+def test_release_checksums_are_the_pinned_public_values():
+  # MD5s as GroupLens publishes them (<zip>.md5); SHA-256s as independent
+  # projects pinning the same zips record them.
+  gl = 'https://files.grouplens.org/datasets/movielens'
+  expected = {
+      'ml-1m': (f'{gl}/ml-1m.zip', 'c4d9eecfca2ab87c1945afe126590906',
+                'a6898adb50b9ca05aa231689da44c217'
+                'cb524e7ebd39d264c56e2832f2c54e20'),
+      'ml-20m': (f'{gl}/ml-20m.zip', 'cd245b17a1ae2cc31bb14903e1204af3',
+                 '96f243c338a8665f6bcc89c53edf6ee3'
+                 '9162a846940de6b7c8c48aeada765ff3'),
+      'ml-25m': (f'{gl}/ml-25m.zip', '6b51fb2759a8657d3bfcbfc42b592ada',
+                 '8b21cfb7eb1706b4ec0aac894368d90a'
+                 'cf26ebdfb6aced3ebd4ad5bd1eb9c6aa'),
+  }
+  assert {n: (r.url, r.md5, r.sha256)
+          for n, r in download.RELEASES.items()} == expected
+  assert download.DATASETS == ('ml-100k', 'ml-1m', 'ml-20m', 'ml-25m')
+  assert download.RELEASES['ml-20m'].layout is layout.ML_25M
+
+
+def test_release_extracts_layout_files_and_readme(tmp_path):
+  dest = str(tmp_path / 'data' / 'ml-25m')
+  server = _file_server(_ML25M_ZIP)
+  release = _release('ml-25m', _ML25M_ZIP)
+  result = download.fetch_release(dest, release, download_file=server)
+  assert server.calls == [release.url]
+  assert result.downloaded and result.source == 'grouplens'
+  assert result.checksum == f'md5:{release.md5} sha256:{release.sha256}'
+  assert sorted(os.listdir(dest)) == ['README.txt', 'SOURCE', 'movies.csv',
+                                      'ratings.csv']
+  with open(os.path.join(dest, 'movies.csv'), 'rb') as f:
+    assert f.read() == _ML25M_MOVIES
+  assert _read_source(dest)['url'] == release.url
+  assert layout.detect_layout(dest) is layout.ML_25M
+  # No zip, no staging folder left beside dest.
+  assert sorted(os.listdir(tmp_path / 'data')) == ['ml-25m']
+
+
+def test_ml1m_release_extracts_users_too(tmp_path):
+  dest = str(tmp_path / 'ml-1m')
+  download.fetch_release(dest, _release('ml-1m', _ML1M_ZIP),
+                         download_file=_file_server(_ML1M_ZIP))
+  assert sorted(os.listdir(dest)) == ['README', 'SOURCE', 'movies.dat',
+                                      'ratings.dat', 'users.dat']
+  with open(os.path.join(dest, 'users.dat'), 'rb') as f:
+    assert layout.parse_ml1m_user(f.read()).occupation == 'K-12 student'
+
+
+@pytest.mark.parametrize('which', ['md5', 'sha256'])
+def test_release_checksum_mismatch_writes_nothing(tmp_path, which):
+  dest = str(tmp_path / 'ml-25m')
+  release = _release('ml-25m', _ML25M_ZIP, **{which: '0' * 8})
+  with pytest.raises(download.ChecksumError) as error:
+    download.fetch_release(dest, release,
+                           download_file=_file_server(_ML25M_ZIP))
+  assert f'expected {which} 00000000' in str(error.value)
+  assert os.listdir(tmp_path) == []
+
+
+def test_release_unreachable_is_one_clear_line(tmp_path):
+  dest = str(tmp_path / 'ml-25m')
+  with pytest.raises(download.SourceUnreachableError) as error:
+    download.fetch_release(dest, download.RELEASES['ml-25m'],
+                           download_file=_unreachable_file)
+  message = str(error.value)
+  assert message.startswith(
+      'GroupLens is unreachable (https://files.grouplens.org/datasets/'
+      'movielens/ml-25m.zip: gaierror: Name or service not known); ml-25m '
+      'has no other source here')
+  assert 'movielens.synthetic' in message and '\n' not in message
+  assert os.listdir(tmp_path) == []
+
+
+def test_release_zip_without_a_layout_file(tmp_path):
+  payload = _zip({'ml-25m/ratings.csv': _ML25M_RATINGS})
+  with pytest.raises(download.DownloadError, match='lacks ml-25m/movies.csv'):
+    download.fetch_release(str(tmp_path / 'ml-25m'),
+                           _release('ml-25m', payload),
+                           download_file=_file_server(payload))
+  assert os.listdir(tmp_path) == []
+
+
+def test_release_second_call_does_nothing(tmp_path):
+  dest = str(tmp_path / 'ml-1m')
+  release = _release('ml-1m', _ML1M_ZIP)
+  download.fetch_release(dest, release, download_file=_file_server(_ML1M_ZIP))
+  again = download.fetch_release(dest, release,
+                                 download_file=_unreachable_file)
+  assert not again.downloaded
+
+
+def test_download_file_streams_a_url_into_a_file(tmp_path):
+  source = tmp_path / 'source.zip'
+  source.write_bytes(b'x' * 3_000_000)
+  messages = []
+  download.download_file(source.as_uri(), str(tmp_path / 'copy.zip'),
+                         log=messages.append)
+  assert (tmp_path / 'copy.zip').read_bytes() == source.read_bytes()
+  assert messages[-1] == '  3 of 3 MB'
+
+
+def test_cli_dataset_defaults_dest_to_data_dataset(tmp_path, monkeypatch,
+                                                   capsys):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setitem(download.RELEASES, 'ml-25m',
+                      _release('ml-25m', _ML25M_ZIP))
+  monkeypatch.setattr(download, 'download_file', _file_server(_ML25M_ZIP))
+  assert download.main(['--dataset', 'ml-25m']) == 0
+  out = capsys.readouterr().out
+  assert os.path.isfile(os.path.join('data', 'ml-25m', 'ratings.csv'))
+  assert out.splitlines()[-1].startswith(
+      f'Wrote ml-25m to {os.path.join("data", "ml-25m")} from grouplens ')
+  assert download.main(['--dataset', 'ml-25m']) == 0
+  assert capsys.readouterr().out == (
+      f'{os.path.join("data", "ml-25m")} already holds ratings.csv, '
+      'movies.csv; nothing to do.\n')
+
+
+def test_cli_release_unreachable_is_one_line_error(tmp_path, monkeypatch,
+                                                   capsys):
+  monkeypatch.setattr(download, 'download_file', _unreachable_file)
+  code = download.main(['--dataset', 'ml-1m', '--dest',
+                        str(tmp_path / 'ml-1m')])
+  err = capsys.readouterr().err
+  assert code == 1
+  assert err.startswith('error: GroupLens is unreachable')
+  assert 'ml-1m has no other source' in err
+  assert err.count('\n') == 1
+  assert not os.path.exists(tmp_path / 'ml-1m')
+
+
+def test_cli_recbole_source_is_for_ml100k_only(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_:
+    download.main(['--dataset', 'ml-25m', '--source', 'recbole'])
+  assert exit_.value.code == 2
+  assert 'holds ml-100k only' in capsys.readouterr().err
+
+
+def test_cli_help_lists_datasets(capsys):
+  with pytest.raises(SystemExit):
+    download.main(['--help'])
+  assert '--dataset {ml-100k,ml-1m,ml-20m,ml-25m}' in capsys.readouterr().out
