@@ -23,6 +23,8 @@ INDEX_RECALL_PROPERTY = 'index_recall_at_k'
 INDEX_RECALL_QUERIES_PROPERTY = 'index_recall_queries'
 # Users whose queries measure a ScaNN index against brute force.
 RECALL_QUERIES = 1000
+# Serialized ratings per parsing step.
+_READ_BATCH = 8192
 
 
 def _value(example: tf.train.Example, key: str):
@@ -49,14 +51,13 @@ def read_catalogue(movies: types.Artifact) -> Tuple[List[bytes], List[bytes],
 def _seen(ratings: types.Artifact, split: str, movie_rows: Dict[bytes, int]
          ) -> Dict[bytes, List[int]]:
   """User id -> catalogue rows of the movies they rated in `split`."""
-  columns = examples_io.read_string_features(
-      ratings, split, (features.USER_ID, features.MOVIE_ID))
   seen: Dict[bytes, List[int]] = {}
-  for user, movie in zip(columns[features.USER_ID],
-                         columns[features.MOVIE_ID]):
-    row = movie_rows.get(movie.encode('utf-8'))
-    if row is not None:
-      seen.setdefault(user.encode('utf-8'), []).append(row)
+  for batch in examples_io.iter_string_features(
+      ratings, split, (features.USER_ID, features.MOVIE_ID)):
+    for user, movie in zip(batch[features.USER_ID], batch[features.MOVIE_ID]):
+      row = movie_rows.get(movie.encode('utf-8'))
+      if row is not None:
+        seen.setdefault(user.encode('utf-8'), []).append(row)
   return seen
 
 
@@ -68,23 +69,36 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int]
 
   A user's query Example carries their features and the time of their
   latest training rating (the time context of a serving request).
+
+  Ratings are parsed a batch at a time (ids and time only, vectorised);
+  only each user's latest record is kept whole and parsed at the end, so
+  the cost per rating is a few dictionary operations, not a proto parse.
   """
-  latest: Dict[bytes, Tuple[int, Dict[str, object]]] = {}
+  spec_ = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+           features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+           features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64,
+                                                     default_value=0)}
+  dataset = examples_io.records(ratings, 'train').batch(_READ_BATCH).map(
+      lambda records: (records, tf.io.parse_example(records, spec_)))
+  latest: Dict[bytes, Tuple[int, bytes]] = {}
   seen: Dict[bytes, List[int]] = {}
-  for record in examples_io.records(ratings, 'train').as_numpy_iterator():
-    example = tf.train.Example.FromString(record)
-    user_id = _value(example, features.USER_ID)
-    movie_id = _value(example, features.MOVIE_ID)
-    timestamp = _value(example, features.TIMESTAMP) or 0
-    if movie_id in movie_rows:
-      seen.setdefault(user_id, []).append(movie_rows[movie_id])
-    if user_id not in latest or timestamp >= latest[user_id][0]:
-      latest[user_id] = (timestamp, {
-          key: _value(example, key)
-          for key in retrieval_export.QUERY_FEATURES})
+  for records, batch in dataset.as_numpy_iterator():
+    for record, user_id, movie_id, timestamp in zip(
+        records, batch[features.USER_ID], batch[features.MOVIE_ID],
+        batch[features.TIMESTAMP].tolist()):
+      row = movie_rows.get(movie_id)
+      if row is not None:
+        seen.setdefault(user_id, []).append(row)
+      previous = latest.get(user_id)
+      if previous is None or timestamp >= previous[0]:
+        latest[user_id] = (timestamp, record)
   user_ids = sorted(latest)
-  examples = [retrieval_export.user_example(u, latest[u][1])
-              for u in user_ids]
+  examples = []
+  for user_id in user_ids:
+    example = tf.train.Example.FromString(latest[user_id][1])
+    examples.append(retrieval_export.user_example(user_id, {
+        key: _value(example, key) for key in retrieval_export.QUERY_FEATURES}))
+  del latest
   eval_seen = _seen(ratings, 'eval', movie_rows)
   return (user_ids, examples,
           [sorted(set(seen.get(u, []))) for u in user_ids],
