@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # TFRS and tensorflow-transform need Keras 2, in every process.
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: help setup data run serve test test-fast lock clean goldens
+.PHONY: help setup data run serve test test-fast lock clean goldens bench
 
 help:
 	@echo "make run        set up, download ml-100k if missing, run the local pipeline (DATASET=ml-1m|ml-20m|ml-25m for others)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test       set up and run every test (slow end-to-end tests included)"
 	@echo "make test-fast  unit tests only (-m 'not slow')"
 	@echo "make data       download $(DATASET) into $(DATA_DIR) if missing (DATASET=ml-1m|ml-20m|ml-25m)"
+	@echo "make bench      benchmarks at their default size (ML-100K, minutes); BENCH_SIZES=ml-100k,1M,5M,25M for scale"
 	@echo "make lock       re-pin requirements.lock from requirements.in"
 	@echo "make goldens    regenerate the Kubeflow/Vertex golden specs (tests/kubeflow/golden)"
 	@echo "make clean      remove pipeline outputs (keeps .venv and data)"
@@ -46,6 +47,22 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest tests -m 'not slow' $(PYTEST_ARGS)
+
+# Benchmarks report, never fail a build (benchmarks/README.md). The default
+# size takes minutes; BENCH_SIZES=ml-100k,1M,5M,25M adds synthetic sizes
+# (hours: run it in the background, progress in benchmarks/work/scale/).
+BENCH_SIZES ?= ml-100k
+bench: setup
+	$(PY) -m movielens.download --dest data/ml-100k
+	$(PY) -m benchmarks.pipeline_scale --sizes $(BENCH_SIZES)
+	$(PY) -m benchmarks.training_throughput
+	$(PY) -m benchmarks.index_scaling
+	@# Quality on ML-1M, same protocols, where GroupLens can be reached.
+	@if $(PY) -m movielens.download --dataset ml-1m --dest data/ml-1m; then \
+	  $(PY) -m benchmarks.retrieval_quality --data-dir data/ml-1m \
+	    --work-dir benchmarks/work/ml-1m --readme '' \
+	    --output benchmarks/results/retrieval_quality_ml-1m.json; \
+	else echo "ML-1M quality: skipped, ML-1M cannot be fetched here (see the line above)."; fi
 
 goldens: setup
 	$(PY) -m tests.kubeflow.regenerate

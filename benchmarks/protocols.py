@@ -92,13 +92,15 @@ class Split:
 # --- Loading -----------------------------------------------------------------
 
 
-def _read_records(path: str, parse: Callable[[bytes], _T]) -> List[_T]:
-  """Parses every non-blank line of `path`; errors name the file and line."""
+def _read_records(path: str, parse: Callable[[bytes], _T],
+                  header_lines: int = 0) -> List[_T]:
+  """Parses every non-blank line of `path` after its header lines; errors
+  name the file and line."""
   records = []
   try:
     with open(path, 'rb') as f:
       for number, raw in enumerate(f, start=1):
-        if not raw.strip():
+        if number <= header_lines or not raw.strip():
           continue
         try:
           records.append(parse(raw))
@@ -111,29 +113,48 @@ def _read_records(path: str, parse: Callable[[bytes], _T]) -> List[_T]:
   return records
 
 
-def load_ml100k(data_dir: str) -> Dataset:
-  """Reads a raw ml-100k folder with the `movielens.layout` parsers.
+def load_dataset(data_dir: str) -> Dataset:
+  """Reads a raw MovieLens folder of any known layout (ml-100k, ml-1m,
+  ml-20m/25m) with the `movielens.layout` parsers.
 
   Args:
-    data_dir: folder holding u.data, u.item and u.user.
+    data_dir: folder holding one release's raw files.
 
   Returns:
-    The ratings, catalogue and users, in file order.
+    The ratings, catalogue and users (for releases without a users file,
+    the users who rated), in file order.
 
   Raises:
-    RawDataError: a file is missing or a line is invalid (file:line named).
+    RawDataError: no known layout, a file is missing or a line is invalid
+      (file:line named).
   """
-  spec = layout.ML_100K
+  spec = layout.detect_layout(data_dir)
   ratings = _read_records(
-      os.path.join(data_dir, spec.ratings_file), spec.parse_rating)
+      os.path.join(data_dir, spec.ratings_file), spec.parse_rating,
+      spec.header_lines)
   movies = _read_records(
-      os.path.join(data_dir, spec.movies_file), spec.parse_movie)
-  users = _read_records(
-      os.path.join(data_dir, spec.users_file), spec.parse_user)
+      os.path.join(data_dir, spec.movies_file), spec.parse_movie,
+      spec.header_lines)
+  if spec.users_file:
+    user_ids = tuple(u.user_id for u in _read_records(
+        os.path.join(data_dir, spec.users_file), spec.parse_user,
+        spec.header_lines))
+  else:
+    user_ids = tuple(dict.fromkeys(r.user_id for r in ratings))
   return Dataset(
       ratings=tuple(ratings),
       movie_ids=tuple(m.movie_id for m in movies),
-      user_ids=tuple(u.user_id for u in users))
+      user_ids=user_ids)
+
+
+def load_ml100k(data_dir: str) -> Dataset:
+  """`load_dataset` for a folder that must be ml-100k."""
+  if not os.path.exists(os.path.join(data_dir, layout.ML_100K.ratings_file)):
+    raise layout.RawDataError(
+        f'{os.path.join(data_dir, layout.ML_100K.ratings_file)} does not '
+        'exist. Pass --data-dir a raw ml-100k folder (u.data, u.item, '
+        'u.user); `make data` downloads it.')
+  return load_dataset(data_dir)
 
 
 # --- Splits ------------------------------------------------------------------
@@ -225,27 +246,31 @@ def split(protocol: str, ratings: Sequence[Rating],
 
 def write_train_folder(train: Iterable[Rating], source_dir: str,
                        dest_dir: str) -> str:
-  """Writes a split's train ratings as a raw ml-100k folder.
+  """Writes a split's train ratings as a raw folder of the source's layout.
 
-  u.data holds only `train`; u.item and u.user are copied byte for byte from
-  `source_dir`, so the catalogue and users are complete and the pipeline can
-  recommend movies that no training rating mentions.
+  The ratings file holds only `train` (after the layout's header, if any);
+  the movies (and users) files are copied byte for byte from `source_dir`,
+  so the catalogue and users are complete and the pipeline can recommend
+  movies that no training rating mentions.
 
   Args:
     train: the ratings to write.
     source_dir: the full raw folder the split came from.
-    dest_dir: created if needed; its three files are overwritten.
+    dest_dir: created if needed; its files are overwritten.
 
   Returns:
     dest_dir.
   """
-  spec = layout.ML_100K
+  spec = layout.detect_layout(source_dir)
   os.makedirs(dest_dir, exist_ok=True)
   with open(os.path.join(dest_dir, spec.ratings_file), 'w',
             encoding=spec.encodings[spec.ratings_file], newline='\n') as f:
+    header = spec.headers.get(spec.ratings_file)
+    if header is not None:
+      f.write(header + '\n')
     for rating in train:
-      f.write(layout.format_ml100k_rating(rating))
-  for name in (spec.movies_file, spec.users_file):
+      f.write(spec.format_rating(rating))
+  for name in spec.files[1:]:
     shutil.copyfile(os.path.join(source_dir, name),
                     os.path.join(dest_dir, name))
   return dest_dir

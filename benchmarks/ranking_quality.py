@@ -250,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--work-dir', default=rq.DEFAULT_WORK_DIR)
   parser.add_argument('--readme', default=rq.DEFAULT_README)
   args = parser.parse_args(argv)
-  dataset = protocols.load_ml100k(args.data_dir)
+  dataset = protocols.load_dataset(args.data_dir)
   report = {'benchmark': 'ranking_quality',
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'),

@@ -566,7 +566,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parse_args(argv)
   started = datetime.datetime.now(datetime.timezone.utc)
   start = time.monotonic()
-  dataset = protocols.load_ml100k(args.data_dir)
+  dataset = protocols.load_dataset(args.data_dir)
   print(f'Loaded {args.data_dir}: {len(dataset.ratings)} ratings, '
         f'{len(dataset.user_ids)} users, {len(dataset.movie_ids)} movies '
         f'({time.monotonic() - start:.1f}s)', flush=True)

@@ -2,6 +2,8 @@
 
 import collections
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -291,3 +293,30 @@ def test_seen_share_counts_slots_holding_training_movies():
   assert protocols.seen_share(recommendations, train, k=2) == 0.25
   # k=1 looks at 'a' and 'c': 1 of 2.
   assert protocols.seen_share(recommendations, train, k=1) == 0.5
+
+
+@pytest.mark.parametrize('release, ratings_file, header', [
+    ('ml-25m', 'ratings.csv', 'userId,movieId,rating,timestamp\n'),
+    ('ml-1m', 'ratings.dat', None)])
+def test_other_layouts_load_and_write_back_their_own_layout(
+    tmp_path, release, ratings_file, header):
+  # A small synthetic release in the layout: the split's train folder keeps
+  # the layout (header included), and reloads to the same ratings.
+  source = tmp_path / release
+  subprocess.run(
+      [sys.executable, '-m', 'movielens.synthetic', '--layout', release,
+       '--users', '30', '--movies', '40', '--ratings', '600', '--seed', '3',
+       '--dest', str(source)], check=True, capture_output=True)
+  dataset = protocols.load_dataset(str(source))
+  assert len(dataset.ratings) == 600
+  assert len(set(r.user_id for r in dataset.ratings)) == 30
+  assert len(dataset.movie_ids) == 40
+  split = protocols.split('msrec', dataset.ratings)
+  dest = tmp_path / 'train'
+  protocols.write_train_folder(split.train, str(source), str(dest))
+  text = (dest / ratings_file).read_text(encoding='utf-8')
+  if header:
+    assert text.startswith(header)
+  reloaded = protocols.load_dataset(str(dest))
+  assert reloaded.ratings == split.train
+  assert reloaded.movie_ids == dataset.movie_ids
