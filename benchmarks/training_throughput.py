@@ -14,14 +14,17 @@ factorisation over the same data as the anchor.
    per process; see below), for `--epochs` epochs over the train split,
    without validation:
    - `retrieval`: built by `modules.retrieval_trainer` (`movie_table`,
-     `build_model`, `make_dataset`), as its `train` builds it;
+     `training_history`, `build_model`, `make_dataset`) as its `train`
+     builds it, default `RetrievalHParams`;
    - `ranking`: `modules.ranking_model.RankingModel` built from the same
      pieces as `modules.ranking_trainer.train` (which has no separate
      build function), default `RankingHParams`;
    - `mf` (anchor): user and movie id embeddings, dot product, mean squared
      error on the rating, Adam; the same transformed files read by the same
      `make_dataset` (every feature parsed, same shuffle), once at each
-     trainer's batch size.
+     trainer's batch size;
+   - `input`: the same dataset iterated with no model, at the retrieval
+     batch size: the ceiling the input pipeline sets.
 3. Per model: seconds of every epoch, the first step's seconds (tracing of
    the train step included), the train step's traces, AutoGraph
    conversions, and examples (ratings) per second over the epochs after the
@@ -79,11 +82,12 @@ RESULTS_END = '<!-- /results:training_throughput -->'
 PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-recommenders',
             'tensorflow-transform', 'tfx', 'numpy')
 
-RETRIEVAL, RANKING, MF = 'retrieval', 'ranking', 'mf'
-MODELS = (RETRIEVAL, RANKING, MF)
+RETRIEVAL, RANKING, MF, INPUT = 'retrieval', 'ranking', 'mf', 'input'
+MODELS = (RETRIEVAL, RANKING, MF, INPUT)
 LABELS = {RETRIEVAL: 'Retrieval (two towers, in-batch softmax)',
           RANKING: 'Ranking (MLP, rating + relevance heads)',
-          MF: 'Matrix factorisation (anchor)'}
+          MF: 'Matrix factorisation (anchor)',
+          INPUT: 'Reading the data only (no model)'}
 # The anchor: id embeddings of this size, Adam at this rate.
 MF_EMBEDDING_DIM = 32
 MF_LEARNING_RATE = 0.01
@@ -233,8 +237,11 @@ def with_rating_label(dataset):
 
 
 def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
-  """(compiled model, training dataset, batch size) as the trainer builds
-  them; the dataset is read as `retrieval_trainer.make_dataset` reads it."""
+  """(compiled model, training dataset, batch size, settings) as the
+  trainer builds them; the dataset is read as
+  `retrieval_trainer.make_dataset` reads it."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   from modules import features, ranking_model, retrieval_trainer  # pylint: disable=g-import-not-at-top
@@ -246,9 +253,15 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
   if model == RETRIEVAL:
     hparams = RetrievalHParams()
     tf.keras.utils.set_random_seed(hparams.seed)
+    # As modules.retrieval_trainer.train builds it.
     movie_columns, counts = retrieval_trainer.movie_table(files, spec)
+    history = None
+    if hparams.user_history:
+      history = retrieval_trainer.training_history(
+          files, spec, retrieval_trainer.vocab_sizes(tft_output)[
+              features.USER_ID])
     built = retrieval_trainer.build_model(tft_output, hparams, movie_columns,
-                                          counts)
+                                          counts, history)
     seed, batch_size = hparams.seed, hparams.batch_size
   elif model == RANKING:
     # As modules.ranking_trainer.train builds it.
@@ -264,18 +277,25 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
                           movies[features.MOVIE_ID].numpy().tolist()])
     built.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
     seed, batch_size = hparams.seed, hparams.batch_size
+  elif model == INPUT:
+    seed, built, settings = RetrievalHParams().seed, None, {}
+    batch_size = batch_size or RetrievalHParams().batch_size
   elif model == MF:
     seed = RetrievalHParams().seed
     tf.keras.utils.set_random_seed(seed)
     sizes = retrieval_trainer.vocab_sizes(tft_output)
     built = build_mf_model(sizes[features.USER_ID], sizes[features.MOVIE_ID])
+    settings = {'embedding_dim': MF_EMBEDDING_DIM,
+                'learning_rate': MF_LEARNING_RATE, 'seed': seed}
   else:
     raise ValueError(f'unknown model {model!r}; known: {MODELS}')
   dataset = retrieval_trainer.make_dataset(files, spec, batch_size,
                                            shuffle=True, seed=seed)
   if model == MF:
     dataset = with_rating_label(dataset)
-  return built, dataset, batch_size
+  elif model != INPUT:
+    settings = dataclasses.asdict(hparams)
+  return built, dataset, batch_size, settings
 
 
 class _AutoGraphConversions:
@@ -333,8 +353,9 @@ def make_epoch_timer(label: str):
     def on_epoch_end(self, epoch, logs=None):
       self.epoch_s.append(time.perf_counter() - self._began)
       self.steps.append(self._step)
-      _log(f'{label} epoch {epoch + 1}: {self.epoch_s[-1]:.1f}s loss '
-           f'{(logs or {}).get("loss", float("nan")):.4f}')
+      loss = (logs or {}).get('loss')
+      _log(f'{label} epoch {epoch + 1}: {self.epoch_s[-1]:.1f}s'
+           + ('' if loss is None else f' loss {loss:.4f}'))
 
   return EpochTimer()
 
@@ -353,11 +374,21 @@ def measure_model(model: str, data: Mapping[str, Any], epochs: int,
     exclude_tf_keras_from_autograph()
   load_before = _load_average()
   started = time.perf_counter()
-  built, dataset, batch_size = _build(model, data, batch_size)
+  built, dataset, batch_size, settings = _build(model, data, batch_size)
   setup_s = time.perf_counter() - started
 
   timer = make_epoch_timer(f'{model} (batch {batch_size})')
-  history = built.fit(dataset, epochs=epochs, callbacks=[timer], verbose=0)
+  if built is None:  # Reading only: the timer driven by hand.
+    for epoch in range(epochs):
+      timer.on_epoch_begin(epoch)
+      for step, _ in enumerate(dataset):
+        timer.on_train_batch_end(step)
+      timer.on_epoch_end(epoch, {})
+    losses, traces = [], None
+  else:
+    history = built.fit(dataset, epochs=epochs, callbacks=[timer], verbose=0)
+    losses = [round(float(v), 4) for v in history.history['loss']]
+    traces = built.train_function.experimental_get_tracing_count()
   if examples_per_epoch is None:
     examples_per_epoch = count_examples(data['train_files'])
   result = {
@@ -367,9 +398,10 @@ def measure_model(model: str, data: Mapping[str, Any], epochs: int,
       'examples_per_epoch': examples_per_epoch,
       'steps_per_epoch': timer.steps[0],
       'epoch_s': [round(s, 3) for s in timer.epoch_s],
-      'loss': [round(float(v), 4) for v in history.history['loss']],
+      'loss': losses,
       'setup_s': round(setup_s, 3),
-      'train_step_traces': built.train_function.experimental_get_tracing_count(),
+      'hparams': settings,
+      'train_step_traces': traces,
       'autograph_conversions': conversions.count,
       'tf_keras_autograph': not no_tf_keras_autograph,
       'threads': thread_settings(),
@@ -486,8 +518,12 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
              'inter_op': args.inter_op_threads}
   jobs = []
   for model in args.models:
-    if model == MF:
-      batches = sorted({trainer_batches[m] for m in args.models if m != MF}
+    if model == INPUT:
+      jobs.append({'model': INPUT,
+                   'batch_size': trainer_batches[RETRIEVAL]})
+    elif model == MF:
+      batches = sorted({trainer_batches[m] for m in args.models
+                        if m in trainer_batches}
                        or set(trainer_batches.values()))
       jobs += [{'model': MF, 'batch_size': b} for b in batches]
     else:
@@ -504,7 +540,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     # Each model's first run again, one epoch, tf_keras left unconverted.
     first_jobs: Dict[str, Dict[str, Any]] = {}
     for job in jobs:
-      first_jobs.setdefault(job['model'], job)
+      if job['model'] != INPUT:  # No Keras, nothing traced.
+        first_jobs.setdefault(job['model'], job)
     for job in first_jobs.values():
       _log(f'diagnosis: {job["model"]}, first epoch with tf_keras excluded '
            'from AutoGraph')
@@ -571,7 +608,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     label = LABELS[r['model']]
     anchor = anchors.get(r['batch_size'])
     ratio = ('1' if r['model'] == MF else
-             f'{r["examples_per_s"] / anchor:.2f}' if anchor else '–')
+             f'{r["examples_per_s"] / anchor:.2f}'
+             if anchor and r['model'] != INPUT else '–')
     lines.append(
         f'| {label} | {r["batch_size"]} | {r["steps_per_epoch"]} '
         f'| {r["first_epoch_s"]:.1f} | {r["first_step_s"]:.1f} '

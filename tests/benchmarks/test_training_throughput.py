@@ -183,7 +183,8 @@ def _result():
       'config': {'epochs': 3, 'output': 'results/training_throughput.json'},
       'runs': [_run('retrieval', 512, 10_000.0, 0, 29.5, 1200),
                _run('mf', 512, 40_000.0, 0, 29.0, 460),
-               _run('mf', 1024, 50_000.0, 0, 29.0, 460)],
+               _run('mf', 1024, 50_000.0, 0, 29.0, 460),
+               _run('input', 512, 80_000.0, 0, 0.5, None)],
       'first_epoch_diagnosis': [
           _run('retrieval', 512, None, 4.5, 3.5, 60, epochs=(4.5,))],
   }
@@ -204,6 +205,9 @@ def test_render_markdown_rows_and_anchor_ratio():
           '29.5 | 2.00 (2.00–2.00) | 10,000 | 0.25 |') in lines
   assert ('| Matrix factorisation (anchor) | 1024 | 157 | 30.0 | 29.0 | '
           '2.00 (2.00–2.00) | 50,000 | 1 |') in lines
+  # Reading alone is no model: no ratio to the anchor.
+  assert ('| Reading the data only (no model) | 512 | 157 | 30.0 | 0.5 | '
+          '2.00 (2.00–2.00) | 80,000 | – |') in lines
   # The diagnosis: the same model's first epoch as measured and without
   # AutoGraph converting tf_keras.
   assert ('| Retrieval (two towers, in-batch softmax) | yes (as the '
@@ -240,7 +244,7 @@ def test_parse_models_and_flags():
   with pytest.raises(ValueError):
     tt.parse_models('')
   args = tt.parse_args([])
-  assert args.models == ['retrieval', 'ranking', 'mf']
+  assert args.models == ['retrieval', 'ranking', 'mf', 'input']
   assert args.epochs >= 2 and args.run_pipeline and args.readme
   with pytest.raises(SystemExit):
     tt.parse_args(['--epochs', '1'])
