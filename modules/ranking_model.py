@@ -34,7 +34,7 @@ from typing import Dict, Mapping, Sequence  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-from modules import features  # noqa: E402
+from modules import features, retrieval_model  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
 from modules.retrieval_model import BagOfEmbeddings  # noqa: E402
 
@@ -94,7 +94,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     return tf.concat(parts, axis=1)
 
 
-class RankingModel(tfrs.Model):
+class RankingModel(retrieval_model.KerasStepsNotConverted, tfrs.Model):
   """Shared network with a rating head and a relevance head."""
 
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
