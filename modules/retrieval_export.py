@@ -132,11 +132,17 @@ class RetrievalServable(tf.Module):
     self.all_seen = _ragged_rows(
         [sorted(set(a) | set(b)) for a, b in zip(train_movies, other_movies)])
     self._query_fn = towers.signatures['query_embedding']
+    # A known user's query is fixed (their stored features, history and
+    # latest time), so it is embedded once here, not at every request: a
+    # request by user id is a row lookup plus the top K.
+    self.user_embeddings = tf.Variable(
+        embed_examples(self._query_fn, self.user_examples.numpy().tolist()),
+        trainable=False, name='user_embeddings')
 
-  def _top_k(self, user_id: tf.Tensor, query_examples: tf.Tensor,
+  def _top_k(self, user_id: tf.Tensor, query: tf.Tensor,
              exclusions: Optional[tf.RaggedTensor]) -> Dict[str, tf.Tensor]:
+    """The top K for `query` ([batch, D] embeddings of `user_id`'s users)."""
     rows = self.user_rows.lookup(user_id)
-    query = self._query_fn(examples=query_examples)['embedding']
     seen = None if exclusions is None else tf.gather(exclusions, rows)
     if self._index == retrieval_index.SCANN:
       top_scores, top_rows = self.scann_index.top_k(query, seen,
@@ -170,14 +176,14 @@ class RetrievalServable(tf.Module):
                                                name='user_id')])
   def serve_user_ids(self, user_id):
     rows = self.user_rows.lookup(user_id)
-    return self._top_k(user_id, tf.gather(self.user_examples, rows),
+    return self._top_k(user_id, tf.gather(self.user_embeddings, rows),
                        self.all_seen if self._exclude_seen else None)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
                                                name='user_id')])
   def evaluate_user_ids(self, user_id):
     rows = self.user_rows.lookup(user_id)
-    return self._top_k(user_id, tf.gather(self.user_examples, rows),
+    return self._top_k(user_id, tf.gather(self.user_embeddings, rows),
                        self.train_seen)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
@@ -190,7 +196,9 @@ class RetrievalServable(tf.Module):
     stored = tf.gather(self.user_examples, self.user_rows.lookup(user_id))
     # Features in the given Example override the stored ones: parsing the
     # concatenation of two serialized Examples keeps the last value.
-    return self._top_k(user_id, tf.strings.join([stored, examples]),
+    query = self._query_fn(
+        examples=tf.strings.join([stored, examples]))['embedding']
+    return self._top_k(user_id, query,
                        self.all_seen if self._exclude_seen else None)
 
   def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
@@ -209,14 +217,20 @@ def _ragged_rows(rows: Sequence[Sequence[int]]) -> tf.RaggedTensor:
       tf.constant([len(ms) for ms in rows] + [0], tf.int64))
 
 
+def embed_examples(embed, examples: List[bytes],
+                   batch_size: int = 1024) -> np.ndarray:
+  """[N, D] embeddings of serialized Examples by a tower's signature."""
+  parts = [embed(examples=tf.constant(examples[i:i + batch_size]))
+           ['embedding'].numpy()
+           for i in range(0, len(examples), batch_size)]
+  return np.concatenate(parts, axis=0)
+
+
 def embed_catalogue(towers, movie_examples: List[bytes],
                     batch_size: int = 1024) -> np.ndarray:
   """[N, D] candidate embeddings of serialized movie Examples."""
-  embed = towers.signatures['candidate_embedding']
-  parts = [embed(examples=tf.constant(movie_examples[i:i + batch_size]))
-           ['embedding'].numpy()
-           for i in range(0, len(movie_examples), batch_size)]
-  return np.concatenate(parts, axis=0)
+  return embed_examples(towers.signatures['candidate_embedding'],
+                        movie_examples, batch_size)
 
 
 def save(servable: RetrievalServable, export_dir: str) -> None:
