@@ -262,28 +262,7 @@ def build_towers(vocab_sizes: Mapping[str, int],
   return query, candidate
 
 
-class KerasStepsNotConverted:
-  """Mixin: Keras' train and test steps traced without AutoGraph.
-
-  With TF_USE_LEGACY_KERAS=1, Keras is the `tf_keras` package, which
-  AutoGraph's do-not-convert list does not name: tracing a train step
-  would convert every `tf_keras` function it calls (layers, metrics,
-  optimizer), about 3,000 of them, which made the first epoch 5-10 times
-  slower than the others (benchmarks/README.md, "Why the first epoch is
-  slow"). The models' own `compute_loss` and layers use TensorFlow ops for
-  everything data-dependent, so they need no conversion either.
-  """
-
-  @tf.autograph.experimental.do_not_convert
-  def train_step(self, data):
-    return super().train_step(data)
-
-  @tf.autograph.experimental.do_not_convert
-  def test_step(self, data):
-    return super().test_step(data)
-
-
-class RetrievalModel(KerasStepsNotConverted, tfrs.Model):
+class RetrievalModel(tfrs.Model):
   """Two towers and a retrieval task: softmax over the catalogue or the batch.
 
   `negatives='catalogue'` (the default): each example's softmax runs over

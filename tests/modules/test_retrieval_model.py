@@ -543,3 +543,27 @@ def test_user_history_enters_the_query_tower_and_trains():
   names = [w.name for w in query.trainable_weights]
   assert any('history_emb' in n for n in names)
   assert not any('history_values' in n for n in names)
+
+
+@pytest.mark.parametrize('user_history', [False, True])
+def test_fits_in_graph_mode_as_the_trainer_runs_it(user_history):
+  # The trainer's fit traces the train and test steps (no run_eagerly), so
+  # anything that only works eagerly fails here, not in a pipeline run.
+  tf.keras.utils.set_random_seed(0)
+  hparams = RetrievalHParams(embedding_dim=4, id_embedding_dim=3,
+                             feature_embedding_dim=2, hidden_units=0,
+                             user_history=user_history)
+  history = retrieval_model.history_csr([0, 1, 2, 3], [1, 2, 3, 4],
+                                        VOCAB_SIZES[features.USER_ID])
+  query, candidate = retrieval_model.build_towers(VOCAB_SIZES, hparams,
+                                                  history)
+  probability = retrieval_trainer.sampling_probability_table(
+      {b'm1': 1, b'm2': 1, b'm3': 1, b'm4': 1})
+  model = retrieval_model.RetrievalModel(query, candidate, hparams,
+                                         candidate_probability=probability)
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+  batch = tf.data.Dataset.from_tensors(_batch(users=[0, 1, 2, 3],
+                                              movies=[1, 2, 3, 4]))
+  fitted = model.fit(batch, validation_data=batch, epochs=3, verbose=0)
+  assert np.all(np.isfinite(fitted.history['loss']))
+  assert np.all(np.isfinite(fitted.history['val_loss']))
