@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -39,6 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from benchmarks import baselines
 from benchmarks import protocols
+from benchmarks import report
 from benchmarks.protocols import (MSREC, NDCG, PRECISION, RECALL, TFRS,
                                   TFRS_METRIC)
 
@@ -138,42 +137,14 @@ def _format_metrics(metrics: Mapping[str, float]) -> str:
 # --- Environment -------------------------------------------------------------
 
 
-def machine_info() -> Dict[str, Any]:
-  """CPU model, cores, memory and OS of this machine."""
-  cpu_model = platform.processor() or None
-  memory_gib = None
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          cpu_model = line.split(':', 1)[1].strip()
-          break
-    with open('/proc/meminfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('MemTotal:'):
-          memory_gib = round(int(line.split()[1]) / 2**20, 1)
-          break
-  except OSError:  # Not Linux: keep what platform knows.
-    pass
-  return {
-      'cpu_model': cpu_model,
-      'cpu_cores': os.cpu_count(),
-      'memory_gib': memory_gib,
-      'platform': platform.platform(),
-      'python': platform.python_version(),
-  }
+machine_info = report.machine_info
 
 
 def package_versions() -> Dict[str, Optional[str]]:
   """Installed versions of the packages the figures depend on."""
-  versions = {}
-  for name in ('tensorflow', 'tfx', 'tensorflow-recommenders', 'numpy',
-               'scipy'):
-    try:
-      versions[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      versions[name] = None
-  return versions
+  return report.package_versions(('tensorflow', 'tfx',
+                                  'tensorflow-recommenders', 'numpy',
+                                  'scipy'))
 
 
 def git_revision() -> Dict[str, Any]:
@@ -501,16 +472,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 def update_readme(path: str, table: str) -> None:
   """Replaces the text between the result markers of `path`."""
-  with open(path, encoding='utf-8') as f:
-    text = f.read()
-  begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f'{path}: markers {RESULTS_BEGIN} ... {RESULTS_END} '
-                     'not found')
-  text = (text[:begin + len(RESULTS_BEGIN)] + '\n' + table + '\n' +
-          text[end:])
-  with open(path, 'w', encoding='utf-8') as f:
-    f.write(text)
+  report.replace_section(path, RESULTS_BEGIN, RESULTS_END, table)
 
 
 # --- Entry point -------------------------------------------------------------
