@@ -15,12 +15,12 @@ from typing import Tuple
 # from the example, never faked.
 USER_ID = 'user_id'  # bytes
 MOVIE_ID = 'movie_id'  # bytes
-RATING = 'rating'  # float, 1.0 - 5.0
+RATING = 'rating'  # float: 1-5 stars; half stars from 0.5 in ml-20m/25m
 TIMESTAMP = 'timestamp'  # int64, seconds since the epoch (UTC)
 
-AGE = 'age'  # int64, years
+AGE = 'age'  # int64: years (ml-100k), the age group's code (ml-1m)
 GENDER = 'gender'  # bytes, 'M' or 'F'
-OCCUPATION = 'occupation'  # bytes
+OCCUPATION = 'occupation'  # bytes, a name (ml-1m's codes are mapped)
 ZIP_CODE = 'zip_code'  # bytes
 
 TITLE = 'title'  # bytes, e.g. 'Toy Story (1995)'
