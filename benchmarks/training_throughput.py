@@ -244,7 +244,7 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from modules import features, ranking_model, retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import features, ranking_trainer, retrieval_trainer  # pylint: disable=g-import-not-at-top
   from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
 
   tft_output = tft.TFTransformOutput(data['transform_graph'])
@@ -253,29 +253,14 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
   if model == RETRIEVAL:
     hparams = RetrievalHParams()
     tf.keras.utils.set_random_seed(hparams.seed)
-    # As modules.retrieval_trainer.train builds it.
-    movie_columns, counts = retrieval_trainer.movie_table(files, spec)
-    history = None
-    if hparams.user_history:
-      history = retrieval_trainer.training_history(
-          files, spec, retrieval_trainer.vocab_sizes(tft_output)[
-              features.USER_ID])
-    built = retrieval_trainer.build_model(tft_output, hparams, movie_columns,
-                                          counts, history)
+    built = retrieval_trainer.build_model_from_files(files, tft_output,
+                                                     hparams)
     seed, batch_size = hparams.seed, hparams.batch_size
   elif model == RANKING:
     # As modules.ranking_trainer.train builds it.
     hparams = RankingHParams()
     tf.keras.utils.set_random_seed(hparams.seed)
-    movies, counts = retrieval_trainer.movie_table(files, spec)
-    catalogue = {k: v for k, v in movies.items()
-                 if k in ranking_model.MOVIE_INPUTS}
-    built = ranking_model.RankingModel(
-        retrieval_trainer.vocab_sizes(tft_output), hparams,
-        catalogue=catalogue if hparams.relevance_weight > 0 else None,
-        catalogue_counts=[counts[m] for m in
-                          movies[features.MOVIE_ID].numpy().tolist()])
-    built.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+    built, _ = ranking_trainer.build_model(files, tft_output, hparams)
     seed, batch_size = hparams.seed, hparams.batch_size
   elif model == INPUT:
     seed, built, settings = RetrievalHParams().seed, None, {}

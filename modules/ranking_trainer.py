@@ -113,6 +113,24 @@ class _EpochLog(tf.keras.callbacks.Callback):
     logging.info(line)
 
 
+def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
+                hparams: RankingHParams
+               ) -> Tuple[ranking_model.RankingModel, Dict[str, tf.Tensor]]:
+  """(the compiled model as `train` fits it, the movie table of the files):
+  relevance negatives are drawn from that table."""
+  spec = tft_output.transformed_feature_spec()
+  movies, counts = retrieval_trainer.movie_table(train_files, spec)
+  catalogue = {k: v for k, v in movies.items()
+               if k in ranking_model.MOVIE_INPUTS}
+  model = ranking_model.RankingModel(
+      retrieval_trainer.vocab_sizes(tft_output), hparams,
+      catalogue=catalogue if hparams.relevance_weight > 0 else None,
+      catalogue_counts=[counts[m] for m in
+                        movies[features.MOVIE_ID].numpy().tolist()])
+  model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+  return model, movies
+
+
 def train(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RankingHParams
          ) -> Tuple[ranking_model.RankingModel, Dict[str, float],
@@ -125,15 +143,7 @@ def train(train_files: List[str], eval_files: List[str],
   """
   tf.keras.utils.set_random_seed(hparams.seed)
   spec = tft_output.transformed_feature_spec()
-  movies, counts = retrieval_trainer.movie_table(train_files, spec)
-  catalogue = {k: v for k, v in movies.items()
-               if k in ranking_model.MOVIE_INPUTS}
-  model = ranking_model.RankingModel(
-      retrieval_trainer.vocab_sizes(tft_output), hparams,
-      catalogue=catalogue if hparams.relevance_weight > 0 else None,
-      catalogue_counts=[counts[m] for m in
-                        movies[features.MOVIE_ID].numpy().tolist()])
-  model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+  model, movies = build_model(train_files, tft_output, hparams)
   train_ds = retrieval_trainer.make_dataset(
       train_files, spec, hparams.batch_size, shuffle=True, seed=hparams.seed)
   eval_ds = retrieval_trainer.make_dataset(eval_files, spec, 4096,

@@ -150,6 +150,23 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
   return model
 
 
+def build_model_from_files(train_files: List[str],
+                           tft_output: tft.TFTransformOutput,
+                           hparams: RetrievalHParams
+                          ) -> retrieval_model.RetrievalModel:
+  """The compiled model as `train` fits it: movie table, sampling
+  probabilities and (with `user_history`) the history from the files."""
+  spec = tft_output.transformed_feature_spec()
+  movie_columns, counts = movie_table(train_files, spec)
+  logging.info('retrieval: %d movies in training data', len(counts))
+  history = None
+  if hparams.user_history:
+    history = training_history(train_files, spec,
+                               vocab_sizes(tft_output)[features.USER_ID])
+    logging.info('retrieval: user history of %d ratings', len(history[0]))
+  return build_model(tft_output, hparams, movie_columns, counts, history)
+
+
 class _EpochLog(tf.keras.callbacks.Callback):
   """One line per epoch on stdout and in the logs: time, loss, accuracy."""
 
@@ -223,14 +240,7 @@ def train(train_files: List[str], eval_files: List[str],
   """
   tf.keras.utils.set_random_seed(hparams.seed)
   spec = tft_output.transformed_feature_spec()
-  movie_columns, counts = movie_table(train_files, spec)
-  logging.info('retrieval: %d movies in training data', len(counts))
-  history = None
-  if hparams.user_history:
-    history = training_history(train_files, spec,
-                               vocab_sizes(tft_output)[features.USER_ID])
-    logging.info('retrieval: user history of %d ratings', len(history[0]))
-  model = build_model(tft_output, hparams, movie_columns, counts, history)
+  model = build_model_from_files(train_files, tft_output, hparams)
   train_ds = make_dataset(train_files, spec, hparams.batch_size,
                           shuffle=True, seed=hparams.seed)
   eval_ds = make_dataset(eval_files, spec, 4096, shuffle=False, seed=0)
