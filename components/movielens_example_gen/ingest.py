@@ -29,7 +29,10 @@ import os
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 import tensorflow as tf
+from tfx_bsl.coders import example_coder
 
 from modules import features
 from movielens import layout as raw
@@ -39,6 +42,9 @@ TRAIN = 'train'
 EVAL = 'eval'
 CATALOG = 'catalog'
 METRICS_NAMESPACE = 'movielens_example_gen'
+# Rows per Example-encoding batch (Beam sizes batches within these bounds).
+_MIN_BATCH = 256
+_MAX_BATCH = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +99,14 @@ def read_records(pipeline: beam.Pipeline, data_dir: str, file_name: str,
           _ParseLines(file_name, parse)).with_outputs(ERRORS_TAG, main='ok'))
 
 
-class _JoinRating(beam.DoFn):
-  """Joins user and movie features onto a rating, by id.
+class _CheckRating(beam.DoFn):
+  """Checks that a rating's user and movie exist, and keys it by user.
 
   A rating whose user or movie is missing from the dimension files is a
-  bad line of the ratings file.
+  bad line of the ratings file. The output is the compact row
+  (user_id, (movie_id, rating, timestamp)): only primitives cross the
+  shuffle, whose cost and memory grow with the number of ratings, and
+  the features are joined after it (`_EncodeExamples`).
   """
 
   def __init__(self, ratings_file: str, movies_file: str,
@@ -110,13 +119,11 @@ class _JoinRating(beam.DoFn):
 
   def process(self, rating: raw.Rating, movies: Dict[str, raw.Movie],
               users: Dict[str, raw.User]):
-    movie = movies.get(rating.movie_id)
-    user = users.get(rating.user_id) if self._users_file else None
     problem = None
-    if movie is None:
+    if rating.movie_id not in movies:
       problem = (f'field \'movie_id\': movie {rating.movie_id!r} is not in '
                  f'{self._movies_file}')
-    elif self._users_file and user is None:
+    elif self._users_file and rating.user_id not in users:
       problem = (f'field \'user_id\': user {rating.user_id!r} is not in '
                  f'{self._users_file}')
     if problem:
@@ -126,7 +133,7 @@ class _JoinRating(beam.DoFn):
       yield beam.pvalue.TaggedOutput(
           ERRORS_TAG, BadLine(self._ratings_file, line, problem, key))
       return
-    yield rating.user_id, (rating, movie, user)
+    yield rating.user_id, (rating.movie_id, rating.rating, rating.timestamp)
 
 
 def _bytes_feature(values: Iterable[str]) -> tf.train.Feature:
@@ -161,23 +168,86 @@ def movie_example(movie: raw.Movie) -> tf.train.Example:
       feature=movie_features(movie)))
 
 
-def rating_example(rating: raw.Rating, movie: raw.Movie,
-                   user: Optional[raw.User]) -> tf.train.Example:
-  """One rating with its user's and movie's features (see modules.features).
+def _column(values: List, value_type: pa.DataType,
+            lengths: Optional[List[int]] = None) -> pa.Array:
+  """A list column for the Example encoder: one value per row, or
+  `lengths[i]` values for row i (`values` then holds them all, flat)."""
+  if lengths is None:
+    offsets = np.arange(len(values) + 1, dtype=np.int64)
+  else:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+  return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()),
+                                       pa.array(values, value_type))
 
-  `user` is None in releases without demographics (ml-20m/25m): the example
-  then has no age, gender, occupation or zip code features at all.
+
+class _EncodeExamples(beam.DoFn):
+  """Batches of rating rows -> serialized tf.Examples with every feature.
+
+  Each row (user_id, movie_id, rating, timestamp) is joined with its movie's
+  and user's features (side inputs) and written as one tf.Example (see
+  modules.features). tfx_bsl's C++ encoder turns a batch held as Arrow
+  columns into Examples: building each Example as a Python proto cost about
+  110 us per rating, most of ExampleGen's time at scale (see
+  benchmarks/README.md). The encoder writes a missing value as a feature
+  with no value list rather than leaving the feature out, so a batch is
+  encoded in groups of rows with the same features present (movies without
+  genres or release year lack those features) and each group gets only its
+  present columns. Releases without demographics (ml-20m/25m) have no user
+  features at all. Rows keep their order.
   """
-  feature = movie_features(movie)
-  feature[features.USER_ID] = _bytes_feature([rating.user_id])
-  feature[features.RATING] = _float_feature([rating.rating])
-  feature[features.TIMESTAMP] = _int_feature([rating.timestamp])
-  if user is not None:
-    feature[features.AGE] = _int_feature([user.age])
-    feature[features.GENDER] = _bytes_feature([user.gender])
-    feature[features.OCCUPATION] = _bytes_feature([user.occupation])
-    feature[features.ZIP_CODE] = _bytes_feature([user.zip_code])
-  return tf.train.Example(features=tf.train.Features(feature=feature))
+
+  def __init__(self, with_users: bool):
+    self._with_users = with_users
+    self._encoder = None
+
+  def setup(self):
+    self._encoder = example_coder.RecordBatchToExamplesEncoder()
+
+  def process(self, rows: List[Tuple[str, str, float, int]],
+              movies: Dict[str, raw.Movie], users: Dict[str, raw.User]):
+    groups: Dict[Tuple[bool, bool], List[int]] = {}
+    for index, row in enumerate(rows):
+      movie = movies[row[1]]
+      groups.setdefault((bool(movie.genres), movie.release_year is not None),
+                        []).append(index)
+    encoded: List[bytes] = [b''] * len(rows)
+    for (has_genres, has_year), indices in groups.items():
+      batch = self._record_batch([rows[i] for i in indices], movies, users,
+                                 has_genres, has_year)
+      for index, example in zip(indices, self._encoder.encode(batch)):
+        encoded[index] = example
+    yield from encoded
+
+  def _record_batch(self, rows, movies, users, has_genres: bool,
+                    has_year: bool) -> pa.RecordBatch:
+    user_ids, movie_ids, ratings, timestamps = (list(c) for c in zip(*rows))
+    movie_rows = [movies[m] for m in movie_ids]
+    columns = {
+        features.USER_ID: _column(user_ids, pa.large_binary()),
+        features.MOVIE_ID: _column(movie_ids, pa.large_binary()),
+        features.RATING: _column(ratings, pa.float32()),
+        features.TIMESTAMP: _column(timestamps, pa.int64()),
+        features.TITLE: _column([m.title for m in movie_rows],
+                                pa.large_binary()),
+    }
+    if has_genres:
+      columns[features.GENRES] = _column(
+          [g for m in movie_rows for g in m.genres], pa.large_binary(),
+          lengths=[len(m.genres) for m in movie_rows])
+    if has_year:
+      columns[features.RELEASE_YEAR] = _column(
+          [m.release_year for m in movie_rows], pa.int64())
+    if self._with_users:
+      user_rows = [users[u] for u in user_ids]
+      columns[features.AGE] = _column([u.age for u in user_rows], pa.int64())
+      for name, field in ((features.GENDER, 'gender'),
+                          (features.OCCUPATION, 'occupation'),
+                          (features.ZIP_CODE, 'zip_code')):
+        columns[name] = _column([getattr(u, field) for u in user_rows],
+                                pa.large_binary())
+    return pa.RecordBatch.from_arrays(list(columns.values()),
+                                      list(columns.keys()))
 
 
 def num_eval_ratings(num_ratings: int, eval_fraction: float) -> int:
@@ -190,10 +260,12 @@ def num_eval_ratings(num_ratings: int, eval_fraction: float) -> int:
 
 
 def split_user_history(
-    user_and_ratings: Tuple[str, Iterable[Tuple[raw.Rating, raw.Movie,
-                                                Optional[raw.User]]]],
+    user_and_ratings: Tuple[str, Iterable[Tuple[str, float, int]]],
     eval_fraction: float) -> Iterator[beam.pvalue.TaggedOutput]:
   """Per-user temporal split: each user's newest ratings go to eval.
+
+  Input: a user id and that user's (movie_id, rating, timestamp) rows;
+  output: (user_id, movie_id, rating, timestamp) rows tagged TRAIN or EVAL.
 
   Why this split: a recommender is asked about a user's *next* movies, never
   about their past ones, so evaluation must not let the model see a user's
@@ -206,23 +278,22 @@ def split_user_history(
   used: given a user's history, predict what comes next. Ties in time are
   broken by movie id so the split is deterministic.
   """
-  _, ratings = user_and_ratings
-  history: List = sorted(ratings,
-                         key=lambda r: (r[0].timestamp, r[0].movie_id))
+  user_id, ratings = user_and_ratings
+  history: List = sorted(ratings, key=lambda r: (r[2], r[0]))
   cut = len(history) - num_eval_ratings(len(history), eval_fraction)
-  for index, record in enumerate(history):
-    split = TRAIN if index < cut else EVAL
-    beam.metrics.Metrics.counter(METRICS_NAMESPACE, f'ratings_{split}').inc()
-    yield beam.pvalue.TaggedOutput(split, record)
+  counts = {TRAIN: cut, EVAL: len(history) - cut}
+  for split, count in counts.items():
+    if count:
+      beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                   f'ratings_{split}').inc(count)
+  for index, (movie_id, rating, timestamp) in enumerate(history):
+    yield beam.pvalue.TaggedOutput(TRAIN if index < cut else EVAL,
+                                   (user_id, movie_id, rating, timestamp))
 
 
-def _write_examples(pcoll, output_prefix: str, label: str):
-  return (
-      pcoll
-      | f'Serialize[{label}]' >> beam.Map(
-          lambda example: example.SerializeToString(deterministic=True))
-      | f'Write[{label}]' >> beam.io.WriteToTFRecord(
-          output_prefix, file_name_suffix='.gz'))
+def _write_serialized(pcoll, output_prefix: str, label: str):
+  return pcoll | f'Write[{label}]' >> beam.io.WriteToTFRecord(
+      output_prefix, file_name_suffix='.gz')
 
 
 def _count_movie(movie):
@@ -270,27 +341,36 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, data_dir: str,
   else:
     users_by_id = pipeline | 'NoUsers' >> beam.Create([])
 
-  joined = ratings.ok | 'Join' >> beam.ParDo(
-      _JoinRating(data_layout.ratings_file, data_layout.movies_file,
-                  data_layout.users_file, data_layout.format_rating),
+  checked = ratings.ok | 'CheckIds' >> beam.ParDo(
+      _CheckRating(data_layout.ratings_file, data_layout.movies_file,
+                   data_layout.users_file, data_layout.format_rating),
       movies=beam.pvalue.AsDict(movies_by_id),
       users=beam.pvalue.AsDict(users_by_id)).with_outputs(
           ERRORS_TAG, main='ok')
-  error_streams.append(joined[ERRORS_TAG])
+  error_streams.append(checked[ERRORS_TAG])
 
   splits = (
-      joined.ok
+      checked.ok
       | 'GroupByUser' >> beam.GroupByKey()
       | 'SplitByTime' >> beam.FlatMap(
           split_user_history, eval_fraction=eval_fraction).with_outputs(
               TRAIN, EVAL))
   for split in (TRAIN, EVAL):
-    examples = splits[split] | f'ToExample[{split}]' >> beam.MapTuple(
-        rating_example)
-    _write_examples(examples, split_prefixes[split], split)
+    examples = (
+        splits[split]
+        | f'Batch[{split}]' >> beam.BatchElements(
+            min_batch_size=_MIN_BATCH, max_batch_size=_MAX_BATCH)
+        | f'ToExample[{split}]' >> beam.ParDo(
+            _EncodeExamples(with_users=bool(data_layout.users_file)),
+            movies=beam.pvalue.AsDict(movies_by_id),
+            users=beam.pvalue.AsDict(users_by_id)))
+    _write_serialized(examples, split_prefixes[split], split)
 
   catalog = movies.ok | 'ToExample[catalog]' >> beam.Map(movie_example)
-  _write_examples(catalog, split_prefixes[CATALOG], CATALOG)
+  _write_serialized(
+      catalog | 'Serialize[catalog]' >> beam.Map(
+          lambda example: example.SerializeToString(deterministic=True)),
+      split_prefixes[CATALOG], CATALOG)
 
   # A bounded sample of bad lines for the error message; the counter
   # 'bad_lines' has the total.

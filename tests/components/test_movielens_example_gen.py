@@ -409,3 +409,44 @@ def test_ml1m_needs_users_dat(tmp_path):
   os.remove(os.path.join(data_dir, 'users.dat'))
   _expect_bad_input(tmp_path, data_dir, 'users.dat: missing (the ml-1m '
                     'layout needs ratings.dat, movies.dat, users.dat)')
+
+
+def test_encoder_joins_features_keeps_order_and_leaves_missing_ones_out():
+  # One batch mixing movies with and without genres and release year: rows
+  # are encoded in groups of equal feature presence, and come back in order.
+  movies = {
+      '1': raw.Movie('1', 'Toy Story (1995)', 1995, ('Animation', 'Comedy')),
+      '2': raw.Movie('2', 'No Year', None, ('Drama',)),
+      '3': raw.Movie('3', 'Misérables, Les (1995)', 1995, ()),
+      '4': raw.Movie('4', 'Nothing', None, ()),
+  }
+  users = {'7': raw.User('7', 24, 'M', 'technician', '85711')}
+  rows = [('7', '3', 4.5, 30), ('7', '1', 5.0, 10), ('7', '4', 1.0, 40),
+          ('7', '2', 2.5, 20), ('7', '1', 3.0, 50)]
+  encoder = ingest._EncodeExamples(with_users=True)  # pylint: disable=protected-access
+  encoder.setup()
+  examples = [tf.train.Example.FromString(e)
+              for e in encoder.process(rows, movies, users)]
+  assert [(value(e, 'movie_id')[0], value(e, 'timestamp')[0])
+          for e in examples] == [('3', 30), ('1', 10), ('4', 40), ('2', 20),
+                                 ('1', 50)]
+  common = {'user_id', 'movie_id', 'rating', 'timestamp', 'title', 'age',
+            'gender', 'occupation', 'zip_code'}
+  assert [set(e.features.feature) - common for e in examples] == [
+      {'release_year'}, {'release_year', 'genres'}, set(), {'genres'},
+      {'release_year', 'genres'}]
+  first, second = examples[0], examples[1]
+  assert value(first, 'title') == ['Misérables, Les (1995)']
+  assert value(first, 'rating') == [4.5]
+  assert value(second, 'genres') == ['Animation', 'Comedy']
+  assert value(second, 'release_year') == [1995]
+  assert (value(second, 'age'), value(second, 'gender'),
+          value(second, 'occupation'), value(second, 'zip_code')) == (
+              [24], ['M'], ['technician'], ['85711'])
+  # Releases without demographics: no user features at all.
+  encoder = ingest._EncodeExamples(with_users=False)  # pylint: disable=protected-access
+  encoder.setup()
+  bare = tf.train.Example.FromString(
+      next(iter(encoder.process(rows[:1], movies, {}))))
+  assert set(bare.features.feature) == {'user_id', 'movie_id', 'rating',
+                                        'timestamp', 'title', 'release_year'}
