@@ -213,14 +213,15 @@ def count_ratings(data_dir: str) -> int:
 
 def run_pipeline(data_dir: str, output_dir: str, beam_workers: int,
                  epochs: int, sample_seconds: float, log: Progress,
-                 label: str) -> Dict[str, Any]:
+                 label: str, runner_args: Sequence[str] = ()
+                ) -> Dict[str, Any]:
   """Runs runner_local.py once, from scratch; returns its measurements."""
   shutil.rmtree(output_dir, ignore_errors=True)
   command = [
       sys.executable, os.path.join(REPO_ROOT, 'runner_local.py'),
       '--data-dir', data_dir, '--output-dir', output_dir,
       '--beam-workers', str(beam_workers), '--epochs', str(epochs),
-      '--ranking-epochs', str(epochs), '--no-cache'
+      '--ranking-epochs', str(epochs), '--no-cache', *runner_args
   ]
   env = dict(os.environ, TF_USE_LEGACY_KERAS='1', PYTHONUNBUFFERED='1')
   log(f'{label}: {" ".join(command)}')
@@ -272,7 +273,7 @@ def measure_size(size: str, args: argparse.Namespace,
   ratings = count_ratings(data_dir)
   result = run_pipeline(data_dir, os.path.join(work_dir, 'runs', label),
                         args.beam_workers, args.epochs, args.sample_seconds,
-                        log, label)
+                        log, label, args.runner_arg)
   result.update({
       'size': label,
       'data': source,
@@ -283,6 +284,7 @@ def measure_size(size: str, args: argparse.Namespace,
           result['wall_seconds'] / (ratings / 1e6), 1),
       'beam_workers': args.beam_workers,
       'epochs': args.epochs,
+      'runner_args': list(args.runner_arg),
       'finished': report.now_utc(),
   })
   log(f'{label}: exit {result["exit_code"]}, {result["wall_seconds"]:.0f}s '
@@ -335,6 +337,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         f'| {_gib(run["peak_largest_process_rss_bytes"])} | ' +
         ', '.join(f'{name} {seconds:.0f}s' for name, seconds in slowest) +
         ' |')
+  extra = [f'{run["size"]}: `{" ".join(run["runner_args"])}`'
+           for run in runs if run.get('runner_args')]
+  if extra:
+    lines += ['', 'Extra runner arguments: ' + '; '.join(extra) + '.']
   by_size = {run['size']: run for run in runs if run['exit_code'] == 0}
   verdicts = []
   if '25M' in by_size:
@@ -356,7 +362,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
   return '\n'.join(lines + [''] + verdicts)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -367,6 +373,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='Beam DirectRunner worker processes')
   parser.add_argument('--epochs', type=int, default=1,
                       help='epochs of each trainer, at every size')
+  parser.add_argument('--runner-arg', action='append', default=[],
+                      metavar='ARG',
+                      help='an extra runner_local.py argument, given as '
+                      '--runner-arg=ARG and recorded with '
+                      'the results (repeatable), e.g. '
+                      '--runner-arg=--hparam=batch_size=2048')
   parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR,
                       help='synthetic data and pipeline outputs (not '
                       'versioned)')
@@ -378,15 +390,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--no-readme', action='store_true',
                       help='do not update the README tables')
   args = parser.parse_args(argv)
-  sizes = [s.strip() for s in args.sizes.split(',') if s.strip()]
-  for size in sizes:
+  args.sizes = [s.strip() for s in args.sizes.split(',') if s.strip()]
+  for size in args.sizes:
     if size != ML100K:
       try:
         parse_size(size)
       except ValueError as e:
         parser.error(str(e))
+  return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = parse_args(argv)
   log = Progress(os.path.join(args.work_dir, 'progress.log'))
-  for size in sizes:
+  for size in args.sizes:
     result = measure_size(size, args, log)
     previous = None
     if os.path.exists(args.output):

@@ -236,7 +236,8 @@ def with_rating_label(dataset):
   return dataset.map(lambda batch: (batch, batch[label]))
 
 
-def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
+def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int],
+           hparams_overrides: Optional[Mapping[str, Any]] = None):
   """(compiled model, training dataset, batch size, settings) as the
   trainer builds them; the dataset is read as
   `retrieval_trainer.make_dataset` reads it."""
@@ -251,14 +252,14 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int]):
   spec = tft_output.transformed_feature_spec()
   files = data['train_files']
   if model == RETRIEVAL:
-    hparams = RetrievalHParams()
+    hparams = RetrievalHParams.from_config(hparams_overrides)
     tf.keras.utils.set_random_seed(hparams.seed)
     built = retrieval_trainer.build_model_from_files(files, tft_output,
                                                      hparams)
     seed, batch_size = hparams.seed, hparams.batch_size
   elif model == RANKING:
     # As modules.ranking_trainer.train builds it.
-    hparams = RankingHParams()
+    hparams = RankingHParams.from_config(hparams_overrides)
     tf.keras.utils.set_random_seed(hparams.seed)
     built, _ = ranking_trainer.build_model(files, tft_output, hparams)
     seed, batch_size = hparams.seed, hparams.batch_size
@@ -348,7 +349,9 @@ def make_epoch_timer(label: str):
 def measure_model(model: str, data: Mapping[str, Any], epochs: int,
                   batch_size: Optional[int] = None,
                   examples_per_epoch: Optional[int] = None,
-                  no_tf_keras_autograph: bool = False) -> Dict[str, Any]:
+                  no_tf_keras_autograph: bool = False,
+                  hparams: Optional[Mapping[str, Any]] = None
+                 ) -> Dict[str, Any]:
   """Builds `model` and trains it `epochs` epochs; its timings.
 
   Run it in a fresh process: AutoGraph's conversions are cached per
@@ -359,7 +362,8 @@ def measure_model(model: str, data: Mapping[str, Any], epochs: int,
     exclude_tf_keras_from_autograph()
   load_before = _load_average()
   started = time.perf_counter()
-  built, dataset, batch_size, settings = _build(model, data, batch_size)
+  built, dataset, batch_size, settings = _build(model, data, batch_size,
+                                                hparams)
   setup_s = time.perf_counter() - started
 
   timer = make_epoch_timer(f'{model} (batch {batch_size})')
@@ -476,7 +480,8 @@ def _child_main(job_path: str, result_path: str) -> int:
                          batch_size=job.get('batch_size'),
                          examples_per_epoch=job.get('examples_per_epoch'),
                          no_tf_keras_autograph=job.get(
-                             'no_tf_keras_autograph', False))
+                             'no_tf_keras_autograph', False),
+                         hparams=job.get('hparams'))
   with open(result_path, 'w', encoding='utf-8') as f:
     json.dump(result, f)
   return 0
@@ -497,8 +502,10 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
   _log(f'data: {data["transformed_examples"]} ({examples["train"]} train '
        f'examples)')
   from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
-  trainer_batches = {RETRIEVAL: RetrievalHParams().batch_size,
-                     RANKING: RankingHParams().batch_size}
+  trainer_batches = {
+      RETRIEVAL: RetrievalHParams.from_config(
+          args.hparams.get(RETRIEVAL)).batch_size,
+      RANKING: RankingHParams.from_config(args.hparams.get(RANKING)).batch_size}
   threads = {'intra_op': args.intra_op_threads,
              'inter_op': args.inter_op_threads}
   jobs = []
@@ -512,7 +519,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
                        or set(trainer_batches.values()))
       jobs += [{'model': MF, 'batch_size': b} for b in batches]
     else:
-      jobs.append({'model': model})
+      jobs.append({'model': model, 'hparams': args.hparams.get(model, {})})
   runs = []
   for job in jobs:
     job.update(data=data, epochs=args.epochs,
@@ -639,6 +646,24 @@ def parse_models(text: str) -> List[str]:
   return list(dict.fromkeys(models))
 
 
+def parse_hparams(items: Sequence[str]) -> Dict[str, Dict[str, str]]:
+  """['retrieval.batch_size=2048', ...] -> {'retrieval': {'batch_size':
+  '2048'}}, checked against the trainers' hyper-parameters."""
+  from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
+  classes = {RETRIEVAL: RetrievalHParams, RANKING: RankingHParams}
+  overrides: Dict[str, Dict[str, str]] = {}
+  for item in items:
+    name, sep, value = item.partition('=')
+    model, dot, key = name.partition('.')
+    if not (sep and dot and key) or model not in classes:
+      raise ValueError(f'--hparam {item!r}: expected MODEL.NAME=VALUE with '
+                       f'MODEL one of {sorted(classes)}')
+    overrides.setdefault(model, {})[key] = value
+  for model, values in overrides.items():
+    classes[model].from_config(values)  # Fails on unknown names or types.
+  return overrides
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m benchmarks.training_throughput',
@@ -666,6 +691,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument('--no-diagnose', dest='diagnose', action='store_false',
                       help='skip the first-epoch rerun without AutoGraph '
                       'conversion of tf_keras')
+  parser.add_argument('--hparam', action='append', default=[],
+                      metavar='MODEL.NAME=VALUE',
+                      help='a trainer hyper-parameter override, e.g. '
+                      'retrieval.batch_size=2048 (repeatable; see '
+                      'modules/hparams.py)')
   parser.add_argument('--output', default=DEFAULT_OUTPUT)
   parser.add_argument('--no-readme', dest='readme', action='store_false',
                       help='leave the README tables alone')
@@ -674,6 +704,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   try:
     args.models = parse_models(args.models)
+  except ValueError as e:
+    parser.error(str(e))
+  try:
+    args.hparams = parse_hparams(args.hparam)
   except ValueError as e:
     parser.error(str(e))
   if args.epochs < 2:

@@ -103,18 +103,22 @@ def movie_table(file_pattern, feature_spec
   return columns, counts
 
 
-def training_history(file_pattern, feature_spec, num_users: int):
-  """(values, row_splits) of every user's training movies, for
-  `retrieval_model.UserHistory`; read a batch at a time as int arrays."""
-  keys = (_xf(features.USER_ID), _xf(features.MOVIE_ID))
+def training_history(file_pattern, feature_spec, num_users: int,
+                     max_per_user: int = 0):
+  """(values, row_splits) of every user's training movies (the newest
+  `max_per_user` of each, 0 for all), for `retrieval_model.UserHistory`;
+  read a batch at a time as int arrays."""
+  keys = (_xf(features.USER_ID), _xf(features.MOVIE_ID),
+          _xf(features.TIMESTAMP))
   dataset = make_dataset(file_pattern, {k: feature_spec[k] for k in keys},
                          8192, shuffle=False, seed=0)
-  users, movies = [], []
+  columns = {k: [] for k in keys}
   for batch in dataset.as_numpy_iterator():
-    users.append(batch[keys[0]].astype(np.int64))
-    movies.append(batch[keys[1]].astype(np.int64))
-  return retrieval_model.history_csr(np.concatenate(users),
-                                     np.concatenate(movies), num_users)
+    for key in keys:
+      columns[key].append(batch[key])
+  users, movies, times = (np.concatenate(columns[k]) for k in keys)
+  return retrieval_model.history_csr(users, movies, num_users, times=times,
+                                     max_per_user=max_per_user)
 
 
 def _to_sparse(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -162,8 +166,10 @@ def build_model_from_files(train_files: List[str],
   history = None
   if hparams.user_history:
     history = training_history(train_files, spec,
-                               vocab_sizes(tft_output)[features.USER_ID])
-    logging.info('retrieval: user history of %d ratings', len(history[0]))
+                               vocab_sizes(tft_output)[features.USER_ID],
+                               hparams.history_max)
+    logging.info('retrieval: user history of %d ratings (at most %s per '
+                 'user)', len(history[0]), hparams.history_max or 'all')
   return build_model(tft_output, hparams, movie_columns, counts, history)
 
 

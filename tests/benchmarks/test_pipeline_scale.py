@@ -106,3 +106,17 @@ def test_replace_section(tmp_path):
       'a\n<!-- b -->\nnew\n<!-- /b -->\nz\n')
   with pytest.raises(ValueError, match='markers'):
     report.replace_section(str(readme), '<!-- c -->', '<!-- /c -->', 'x')
+
+
+def test_runner_args_reach_the_runner_and_the_table(monkeypatch):
+  args = ps.parse_args(['--sizes', '1M',
+                        '--runner-arg=--hparam=batch_size=2048',
+                        '--runner-arg=--ranking-hparam=batch_size=4096'])
+  assert args.runner_arg == ['--hparam=batch_size=2048',
+                             '--ranking-hparam=batch_size=4096']
+  run = dict(_run('1M', 10**6, 180), runner_args=args.runner_arg)
+  table = ps.render_markdown(ps.merge_results(None, run))
+  assert ('Extra runner arguments: 1M: `--hparam=batch_size=2048 '
+          '--ranking-hparam=batch_size=4096`.') in table
+  assert 'Extra runner' not in ps.render_markdown(
+      ps.merge_results(None, _run('1M', 10**6, 180)))

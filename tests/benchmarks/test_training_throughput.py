@@ -248,3 +248,17 @@ def test_parse_models_and_flags():
   assert args.epochs >= 2 and args.run_pipeline and args.readme
   with pytest.raises(SystemExit):
     tt.parse_args(['--epochs', '1'])
+
+
+def test_hparam_overrides_are_parsed_per_model_and_checked():
+  args = tt.parse_args(['--hparam', 'retrieval.batch_size=2048',
+                        '--hparam', 'retrieval.history_max=50',
+                        '--hparam', 'ranking.epochs=3'])
+  assert args.hparams == {
+      'retrieval': {'batch_size': '2048', 'history_max': '50'},
+      'ranking': {'epochs': '3'}}
+  assert tt.parse_args([]).hparams == {}
+  for bad in ('batch_size=2048', 'mf.batch_size=1', 'retrieval.batch=1',
+              'retrieval.batch_size=big', 'retrieval.batch_size'):
+    with pytest.raises(SystemExit):
+      tt.parse_args(['--hparam', bad])

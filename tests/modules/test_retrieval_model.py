@@ -500,6 +500,28 @@ def test_history_csr_dedups_and_orders_by_user():
   assert row_splits.tolist() == [0, 2, 2, 4, 4]
 
 
+def test_history_csr_keeps_each_users_newest_movies():
+  # User 0 rated movies 5, 1, 3, 2 at times 40, 10, 30, 20 and movie 5
+  # again at 5 (it counts at its newest, 40); user 1 rated movie 4 at 7.
+  # A cap of 2 keeps user 0's two newest movies, 5 and 3; user 1 keeps 4.
+  users = [0, 0, 0, 0, 0, 1]
+  movies = [5, 1, 3, 2, 5, 4]
+  times = [40, 10, 30, 20, 5, 7]
+  values, row_splits = retrieval_model.history_csr(
+      users, movies, num_users=3, times=times, max_per_user=2)
+  assert values.tolist() == [3, 5, 4]
+  assert row_splits.tolist() == [0, 2, 3, 3]
+  # Had movie 5 counted at its older time (5), movies 3 and 2 would be kept.
+  values, _ = retrieval_model.history_csr(users, movies, num_users=3,
+                                          times=times, max_per_user=3)
+  assert values.tolist() == [2, 3, 5, 4]
+  # No cap: every distinct movie; a cap needs the times.
+  assert retrieval_model.history_csr(users, movies, 3)[0].tolist() == [
+      1, 2, 3, 5, 4]
+  with pytest.raises(ValueError, match='times'):
+    retrieval_model.history_csr(users, movies, 3, max_per_user=2)
+
+
 def test_user_history_mean_leaves_the_target_out():
   # History: user 0 rated movies 1 and 3, user 2 rated 1 and 4, user 1
   # nothing; user 7 has no row (OOV).
