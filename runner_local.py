@@ -39,6 +39,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
       '--eval-fraction', type=float, default=configs.EVAL_FRACTION,
       help="share of each user's newest ratings held out for evaluation")
   parser.add_argument(
+      '--max-eval-ratings', type=int, default=configs.MAX_EVAL_RATINGS,
+      help='about how many ratings the eval split holds at most: beyond '
+      'it, only a sample of users is held out (0: every user)')
+  parser.add_argument(
       '--beam-workers', type=int, default=1,
       help='Beam DirectRunner workers; >1 runs them as processes '
       '(worth it from about a million ratings)')
@@ -99,6 +103,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if not 0.0 < args.eval_fraction < 1.0:
     parser.error('--eval-fraction must be between 0 and 1')
+  if args.max_eval_ratings < 0:
+    parser.error('--max-eval-ratings must be >= 0 (0: no bound)')
   if args.beam_workers < 1:
     parser.error('--beam-workers must be at least 1')
   if args.epochs is not None and args.epochs < 1:
@@ -174,6 +180,7 @@ def main(argv: Optional[List[str]] = None) -> int:
       retrieval_run_fn=configs.RETRIEVAL_RUN_FN,
       serving_dir=configs.serving_dir(output_dir),
       eval_fraction=args.eval_fraction,
+      max_eval_ratings=args.max_eval_ratings,
       retrieval_hparams=args.hparams,
       retrieval_top_k=args.top_k,
       exclude_seen=not args.no_exclude_seen,

@@ -42,6 +42,9 @@ def schema_path(data_dir: str) -> str:
 DEFAULT_DATA_DIR = 'data/ml-100k'
 DEFAULT_OUTPUT_DIR = 'outputs'
 EVAL_FRACTION = 0.2
+# Eval is held out for a sample of users beyond this many ratings (0: all
+# users always); see components/movielens_example_gen/ingest.py.
+MAX_EVAL_RATINGS = 1_000_000
 RETRIEVAL_TOP_K = 100
 # The retrieval servable's index (modules/retrieval_index.py): exact brute
 # force, or approximate ScaNN (optional dependency; needs ScaNN's ops where

@@ -104,6 +104,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
   model.add_argument('--eval-fraction', type=float,
                      default=configs.EVAL_FRACTION,
                      help="share of each user's newest ratings held out")
+  model.add_argument('--max-eval-ratings', type=int,
+                     default=configs.MAX_EVAL_RATINGS,
+                     help='about how many ratings eval holds at most; '
+                     'beyond it a sample of users is held out (0: all)')
   model.add_argument('--epochs', type=int, default=None,
                      help='maximum retrieval training epochs')
   model.add_argument('--hparam', action='append', default=[],
@@ -196,6 +200,8 @@ def parse_args(parser: argparse.ArgumentParser,
   args = parser.parse_args(argv)
   if not 0.0 < args.eval_fraction < 1.0:
     parser.error('--eval-fraction must be between 0 and 1')
+  if args.max_eval_ratings < 0:
+    parser.error('--max-eval-ratings must be >= 0 (0: no bound)')
   for flag in ('epochs', 'ranking_epochs', 'top_k', 'beam_workers',
                'dataflow_max_workers'):
     value = getattr(args, flag)
@@ -369,6 +375,7 @@ def build_pipeline(args: argparse.Namespace):
       retrieval_run_fn=configs.RETRIEVAL_RUN_FN,
       serving_dir=args.serving_dir,
       eval_fraction=args.eval_fraction,
+      max_eval_ratings=args.max_eval_ratings,
       retrieval_hparams=args.hparams,
       retrieval_top_k=args.top_k,
       exclude_seen=not args.no_exclude_seen,

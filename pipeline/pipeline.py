@@ -29,6 +29,7 @@ def create_pipeline(
     serving_dir: str,
     ranking_run_fn: Optional[str] = None,
     eval_fraction: float = 0.2,
+    max_eval_ratings: int = configs.MAX_EVAL_RATINGS,
     retrieval_hparams: Optional[Dict[str, Any]] = None,
     retrieval_top_k: int = 100,
     exclude_seen: bool = True,
@@ -60,6 +61,8 @@ def create_pipeline(
     ranking_run_fn: import path of the ranking Trainer's run_fn; None
       leaves out the ranking stage and the recommender.
     eval_fraction: share of each user's newest ratings held out for eval.
+    max_eval_ratings: about how many ratings eval holds at most (0: no
+      bound); beyond it, only a sample of users is held out.
     retrieval_hparams: overrides of `modules.hparams.RetrievalHParams`.
     retrieval_top_k: movies the retrieval servable returns per user.
     exclude_seen: whether the servable leaves out movies the user rated.
@@ -92,7 +95,8 @@ def create_pipeline(
   """
   # Reads the raw files; emits 'ratings' (train/eval by time) and 'movies'.
   example_gen = MovieLensExampleGen(
-      input_base=data_path, eval_fraction=eval_fraction)
+      input_base=data_path, eval_fraction=eval_fraction,
+      max_eval_ratings=max_eval_ratings)
   ratings = example_gen.outputs['ratings']
 
   # Computes statistics of both rating splits for validation.

@@ -31,6 +31,7 @@ def test_bad_overrides_stop_before_the_pipeline(flag, message, capsys):
 
 @pytest.mark.parametrize('argv', [['--epochs', '0'], ['--top-k', '0'],
                                   ['--eval-fraction', '1.5'],
+                                  ['--max-eval-ratings', '-1'],
                                   ['--beam-workers', '0']])
 def test_out_of_range_flags_are_refused(argv):
   with pytest.raises(SystemExit):

@@ -35,7 +35,8 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
   DRIVER_CLASS = driver.Driver
 
   def __init__(self, input_base: str,
-               eval_fraction: Optional[float] = None):
+               eval_fraction: Optional[float] = None,
+               max_eval_ratings: Optional[int] = None):
     """Constructs the component.
 
     Args:
@@ -44,12 +45,21 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
         u.item and u.user, or ml-25m's ratings.csv and movies.csv.
       eval_fraction: share of each user's newest ratings held out for eval,
         in (0, 1); default 0.2.
+      max_eval_ratings: bound on the eval split's size (0: none; default
+        1,000,000): where the newest `eval_fraction` of every user's ratings
+        would be more, only a hash-chosen sample of users is held out, so
+        that eval has about this many ratings, and the other users' ratings
+        all go to train.
     """
     if eval_fraction is not None and not 0.0 < eval_fraction < 1.0:
       raise ValueError(
           f'eval_fraction must be in (0, 1), got {eval_fraction!r}')
+    if max_eval_ratings is not None and max_eval_ratings < 0:
+      raise ValueError(f'max_eval_ratings must be >= 0 (0 for no bound), got '
+                       f'{max_eval_ratings!r}')
     super().__init__(spec.MovieLensExampleGenSpec(
         input_base=input_base,
         eval_fraction=eval_fraction,
+        max_eval_ratings=max_eval_ratings,
         ratings=types.Channel(type=standard_artifacts.Examples),
         movies=types.Channel(type=standard_artifacts.Examples)))

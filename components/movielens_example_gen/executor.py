@@ -63,6 +63,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if not 0.0 < eval_fraction < 1.0:
       raise ValueError(f'{spec.EVAL_FRACTION_KEY} must be in (0, 1), got '
                        f'{eval_fraction!r}')
+    max_eval_ratings = exec_properties.get(spec.MAX_EVAL_RATINGS_KEY)
+    if max_eval_ratings is None:
+      max_eval_ratings = spec.DEFAULT_MAX_EVAL_RATINGS
+    if max_eval_ratings < 0:
+      raise ValueError(f'{spec.MAX_EVAL_RATINGS_KEY} must be >= 0, got '
+                       f'{max_eval_ratings!r}')
     data_layout = check_input_files(input_base)
 
     ratings = artifact_utils.get_single_instance(output_dict[spec.RATINGS_KEY])
@@ -78,7 +84,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     try:
       with self._make_beam_pipeline() as pipeline:
         ingest.build_ingest_pipeline(pipeline, input_base, data_layout,
-                                     eval_fraction, prefixes, errors_prefix)
+                                     eval_fraction, prefixes, errors_prefix,
+                                     max_eval_ratings=max_eval_ratings)
       counters = self._counters(pipeline)
       bad_lines = self._read_bad_lines(errors_prefix)
       if bad_lines:
@@ -110,10 +117,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
     logging.info(
         'MovieLensExampleGen: %d ratings (train %d, eval %d), %d movies, '
-        '%s users in %.1fs', counters.get('ratings_train', 0) +
-        counters.get('ratings_eval', 0), counters.get('ratings_train', 0),
-        counters.get('ratings_eval', 0), counters.get('movies', 0),
-        counters.get('users', 'no'), time.time() - started)
+        '%s users (%s held out for eval) in %.1fs',
+        counters.get('ratings_train', 0) + counters.get('ratings_eval', 0),
+        counters.get('ratings_train', 0), counters.get('ratings_eval', 0),
+        counters.get('movies', 0), counters.get('users', 'no'),
+        counters.get('eval_users', 0), time.time() - started)
 
   @staticmethod
   def _counters(pipeline) -> Dict[str, int]:

@@ -89,7 +89,7 @@ def value(example, key):
   return values
 
 
-def run_executor(tmp_path, data_dir, eval_fraction=0.2):
+def run_executor(tmp_path, data_dir, eval_fraction=0.2, max_eval_ratings=None):
   ratings = standard_artifacts.Examples()
   ratings.uri = str(tmp_path / 'out' / 'ratings')
   movies = standard_artifacts.Examples()
@@ -98,7 +98,8 @@ def run_executor(tmp_path, data_dir, eval_fraction=0.2):
   os.makedirs(movies.uri)
   executor.Executor().Do(
       {}, {spec.RATINGS_KEY: [ratings], spec.MOVIES_KEY: [movies]},
-      {spec.INPUT_BASE_KEY: data_dir, spec.EVAL_FRACTION_KEY: eval_fraction})
+      {spec.INPUT_BASE_KEY: data_dir, spec.EVAL_FRACTION_KEY: eval_fraction,
+       spec.MAX_EVAL_RATINGS_KEY: max_eval_ratings})
   return ratings, movies
 
 
@@ -109,6 +110,11 @@ def test_component_outputs_and_exec_properties():
   assert component.outputs['ratings'].type is standard_artifacts.Examples
   assert component.exec_properties['input_base'] == '/data/ml-100k'
   assert component.exec_properties['eval_fraction'] == 0.25
+  assert component.exec_properties['max_eval_ratings'] is None
+  assert MovieLensExampleGen(input_base='/x', max_eval_ratings=7
+                            ).exec_properties['max_eval_ratings'] == 7
+  with pytest.raises(ValueError, match='max_eval_ratings'):
+    MovieLensExampleGen(input_base='/x', max_eval_ratings=-1)
   assert component.driver_class is driver.Driver
 
 
@@ -150,6 +156,33 @@ def test_executor_joins_features_and_splits_per_user_by_time(tmp_path):
   assert value(example, 'title') == ['Heavy Metal (1981)']
   assert value(example, 'release_year') == [1981]
   assert value(example, 'genres') == ['Action', 'Horror']
+
+
+def test_eval_user_rate_bounds_the_eval_split():
+  assert ingest.eval_user_rate(5_000_000, 1_000_000) == 0.2
+  assert ingest.eval_user_rate(800_000, 1_000_000) == 1.0
+  assert ingest.eval_user_rate(5_000_000, 0) == 1.0  # No bound.
+  # Users' shares are fixed and spread over [0, 1).
+  shares = [ingest.user_share(str(u)) for u in range(10_000)]
+  assert shares[:3] == [ingest.user_share(str(u)) for u in range(3)]
+  assert 0.0 <= min(shares) and max(shares) < 1.0
+  assert abs(sum(s < 0.2 for s in shares) / len(shares) - 0.2) < 0.02
+
+
+def test_executor_holds_out_a_sample_of_users_beyond_max_eval_ratings(
+    tmp_path):
+  # Users 1 and 2 would give one eval rating each (2 > 1): the rate is 1/2.
+  # User shares: '1' 0.42, '2' 0.83, '3' 0.30, so user 1 is held out and
+  # user 2's ratings all go to train (user 3 has none to hold out).
+  assert ingest.user_share('1') < 0.5 < ingest.user_share('2')
+  ratings, _ = run_executor(tmp_path, write_raw(tmp_path / 'raw'),
+                            max_eval_ratings=1)
+  train = read_examples(ratings, 'train')
+  eval_ = read_examples(ratings, 'eval')
+  assert [(value(e, 'user_id')[0], value(e, 'movie_id')[0])
+          for e in eval_] == [('1', '4')]
+  assert len(train) == 13
+  assert sum(value(e, 'user_id') == ['2'] for e in train) == 5
 
 
 def test_executor_writes_the_whole_catalogue(tmp_path):

@@ -248,6 +248,8 @@ def test_exec_properties_that_matter(vertex_job):
   spec = vertex_job['pipelineSpec']
   assert constant(spec, 'MovieLensExampleGen', 'input_base') == specs.DATA_DIR
   assert constant(spec, 'MovieLensExampleGen', 'eval_fraction') == 0.2
+  assert constant(spec, 'MovieLensExampleGen',
+                  'max_eval_ratings') == 1_000_000
   assert (constant(spec, 'ImportSchemaGen', 'schema_file') ==
           kubeflow.CONTAINER_SCHEMA_PATH)
   assert (constant(spec, 'Transform', 'preprocessing_fn') ==

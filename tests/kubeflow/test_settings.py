@@ -103,6 +103,7 @@ def test_inconsistent_settings(extra, message):
     (['--hparam', 'temprature=0.2'], 'Unknown retrieval hyper-parameters'),
     (['--epochs', '0'], '--epochs must be at least 1'),
     (['--eval-fraction', '1'], '--eval-fraction must be between 0 and 1'),
+    (['--max-eval-ratings', '-5'], '--max-eval-ratings must be >= 0'),
     (['--beam-runner', 'FlinkRunner'], 'invalid choice'),
     (['--ranking-hparam', 'architecture'],
      '--ranking-hparam takes NAME=VALUE'),
