@@ -39,8 +39,14 @@ from pipeline import configs, flags
 # Where the Dockerfile puts the project (its WORKDIR). The curated schema is
 # read there by ImportSchemaGen inside the container.
 CONTAINER_PROJECT_DIR = '/movielens-tfx'
-CONTAINER_SCHEMA_PATH = (
-    f'{CONTAINER_PROJECT_DIR}/pipeline/schema/schema.pbtxt')
+CONTAINER_SCHEMA_DIR = f'{CONTAINER_PROJECT_DIR}/pipeline/schema'
+CONTAINER_SCHEMA_PATH = f'{CONTAINER_SCHEMA_DIR}/schema.pbtxt'  # ml-100k
+
+
+def container_schema_path(layout: str) -> str:
+  """The curated schema of a release layout (`configs.SCHEMA_FILES`) as
+  ImportSchemaGen's container sees it."""
+  return f'{CONTAINER_SCHEMA_DIR}/{configs.SCHEMA_FILES[layout]}'
 
 # Pipeline parameter standing in for MovieLensExampleGen's driver.
 FINGERPRINT_PARAMETER = 'input_fingerprint'
@@ -90,9 +96,15 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
       'REGION-docker.pkg.dev/PROJECT/REPO/movielens-tfx:TAG '
       '[$MOVIELENS_IMAGE]')
   paths.add_argument(
-      '--schema-path', default=CONTAINER_SCHEMA_PATH,
-      help='curated schema as the ImportSchemaGen container sees it (the '
-      'image holds the project at ' + CONTAINER_PROJECT_DIR + ')')
+      '--layout', choices=sorted(configs.SCHEMA_FILES), default='ml-100k',
+      help="the release in --data-dir, which picks the curated schema "
+      "(the data is not read at compile time): ml-100k, ml-1m, or ml-25m "
+      "for the CSV releases (ml-20m, ml-25m, ml-latest)")
+  paths.add_argument(
+      '--schema-path', default=None,
+      help='curated schema as the ImportSchemaGen container sees it '
+      '(default: the --layout schema in the image, which holds the project '
+      'at ' + CONTAINER_PROJECT_DIR + ')')
 
   gcp = parser.add_argument_group('Google Cloud')
   gcp.add_argument('--project', default=_env('GOOGLE_CLOUD_PROJECT'),
@@ -118,6 +130,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                      help='movies the retrieval servable returns per user')
   model.add_argument('--no-exclude-seen', action='store_true',
                      help="keep the user's rated movies in the answers")
+  model.add_argument('--retrieval-index', choices=configs.RETRIEVAL_INDEXES,
+                     default=configs.RETRIEVAL_INDEX,
+                     help="the retrieval servable's index; scann needs an "
+                     'image with ScaNN installed (pip install scann==1.3.2) '
+                     'and a TF Serving build with its ops')
   model.add_argument('--min-lift-over-popularity', type=float,
                      default=configs.MIN_LIFT_OVER_POPULARITY,
                      help='blessing: relative recall@100 margin over '
@@ -198,6 +215,8 @@ def parse_args(parser: argparse.ArgumentParser,
   `check`.
   """
   args = parser.parse_args(argv)
+  if args.schema_path is None:
+    args.schema_path = container_schema_path(args.layout)
   if not 0.0 < args.eval_fraction < 1.0:
     parser.error('--eval-fraction must be between 0 and 1')
   if args.max_eval_ratings < 0:
@@ -379,6 +398,7 @@ def build_pipeline(args: argparse.Namespace):
       retrieval_hparams=args.hparams,
       retrieval_top_k=args.top_k,
       exclude_seen=not args.no_exclude_seen,
+      retrieval_index=args.retrieval_index,
       min_lift_over_popularity=args.min_lift_over_popularity,
       max_regression=args.max_regression,
       ranking_run_fn=None if args.no_ranking else configs.RANKING_RUN_FN,

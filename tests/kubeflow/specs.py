@@ -42,6 +42,8 @@ SCALE_FLAGS = BASE_FLAGS + [
     '--min-lift-over-popularity', '0.1', '--max-regression', '0.02',
     '--top-k', '50', '--ranking-epochs', '2', '--max-rmse', '1.05',
     '--max-rmse-increase', '0.02', '--recommender-top-k', '5',
+    '--layout', 'ml-25m', '--retrieval-index', 'scann',
+    '--max-eval-ratings', '500000',
 ]
 
 # name -> (runner module, flags, golden file name)

@@ -321,6 +321,10 @@ def test_model_flags_reach_the_steps(vertex_scale_job):
   assert '"upper_bound": 1.05' in eval_config
   assert '"absolute": 0.02' in eval_config
   assert constant(spec, 'RecommenderBuilder', 'top_k') == 5
+  assert constant(spec, 'RetrievalIndexer', 'index') == 'scann'
+  assert constant(spec, 'MovieLensExampleGen', 'max_eval_ratings') == 500000
+  assert constant(spec, 'ImportSchemaGen', 'schema_file') == (
+      kubeflow.CONTAINER_PROJECT_DIR + '/pipeline/schema/schema.ml-25m.pbtxt')
 
 
 def test_beam_steps_run_in_their_container_by_default(vertex_job):

@@ -37,6 +37,21 @@ def test_defaults_derived_from_the_pipeline_root():
   assert kubeflow.vertex_training(args) is None
 
 
+@pytest.mark.parametrize('layout, schema_file', [
+    ('ml-100k', 'schema.pbtxt'), ('ml-1m', 'schema.ml-1m.pbtxt'),
+    ('ml-25m', 'schema.ml-25m.pbtxt')])
+def test_layout_picks_the_curated_schema(layout, schema_file):
+  args = checked(specs.BASE_FLAGS + ['--output', 'x.json', '--layout', layout])
+  assert args.schema_path == (
+      f'{kubeflow.CONTAINER_PROJECT_DIR}/pipeline/schema/{schema_file}')
+  # Each named file exists in the repository (and so in the image).
+  assert os.path.exists(os.path.join(os.path.dirname(kubeflow.__file__),
+                                     'schema', schema_file))
+  explicit = checked(specs.BASE_FLAGS + ['--output', 'x.json', '--layout',
+                                         layout, '--schema-path', '/s.pbtxt'])
+  assert explicit.schema_path == '/s.pbtxt'
+
+
 def test_direct_runner_workers_and_extra_beam_options():
   args = checked(specs.BASE_FLAGS + [
       '--output', 'x.json', '--beam-workers', '4',
