@@ -12,8 +12,10 @@ a users file (ml-20m/25m) get no demographic features at all.
 
 Scale: ratings are streamed with `ReadFromText` (splittable, no whole-file
 load anywhere). Users and movies are dimension tables (at most ~160K users
-and ~60K movies in ml-25m) joined as side inputs. The per-user split groups
-one user's ratings at a time (tens of thousands at most).
+and ~60K movies in ml-25m) held as side inputs. The per-user split groups
+one user's ratings at a time (tens of thousands at most), as compact
+(movie_id, rating, timestamp) rows: the features are joined after the
+shuffle, when the Examples are encoded in batches (`_EncodeExamples`).
 
 Bad lines do not fail the pipeline on the first hit: they go to a
 dead-letter output, so one run reports every kind of problem (with a
