@@ -126,8 +126,9 @@ def _compatible(expected: Optional[Tuple[Optional[int], ...]],
       e is None or e == d for e, d in zip(expected, dims))
 
 
-# Output dtypes whose TensorProto.tensor_content is the numpy buffer as is.
-_RAW_DTYPES = frozenset(tf.dtypes.as_dtype(d) for d in (
+# Output dtypes (DataType enums) whose TensorProto.tensor_content is the
+# numpy buffer as is.
+_RAW_DTYPES = frozenset(tf.dtypes.as_dtype(d).as_datatype_enum for d in (
     'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
     'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'complex64',
     'complex128'))
@@ -159,20 +160,23 @@ def fill_tensor_proto(proto: tensor_pb2.TensorProto,
   (a fifth of its cost for the retrieval model's 3 x 100 outputs), and
   without copying the proto into the response afterwards.
   """
+  # The dtype as its enum and the shape from numpy: comparing DTypes and
+  # building a TensorShape cost more than the copy for small outputs.
+  dtype = tensor.dtype.as_datatype_enum
   value = tensor.numpy()
-  if tensor.dtype == tf.string:
-    proto.dtype = types_pb2.DT_STRING
+  if dtype == types_pb2.DT_STRING:
+    proto.dtype = dtype
     if isinstance(value, bytes):  # A scalar.
       proto.string_val.append(value)
     else:
       proto.string_val.extend(value.ravel().tolist())
-  elif tensor.dtype in _RAW_DTYPES:
-    proto.dtype = tensor.dtype.as_datatype_enum
+  elif dtype in _RAW_DTYPES:
+    proto.dtype = dtype
     proto.tensor_content = np.ascontiguousarray(value).tobytes()
   else:
     proto.CopyFrom(tf.make_tensor_proto(value))
     return
-  for size in tensor.shape:
+  for size in np.shape(value):
     proto.tensor_shape.dim.add(size=size)
 
 
