@@ -74,9 +74,15 @@ DEFAULT_NUM_VERSIONS = 2
 # so a few threads per core keep both busy (see benchmarks/README.md).
 DEFAULT_THREADS = 8
 # TensorFlow's thread pools, for the whole process (see main()). 0 is
-# TensorFlow's default, one thread per core.
+# TensorFlow's default, one thread per core. Intra-op: one thread, so each
+# kernel runs in the thread that runs it. A request's kernels are small (the
+# recommender's largest, the ranking MLP over 100 pairs, is 100 x 139 x 256);
+# splitting them over the cores' pool costs a hand-off per kernel and, on a
+# loaded machine, waits for a core: the recommender's in-process call went
+# from p50 1.31-1.53 ms to 0.94-1.01 ms (benchmarks/README.md). Concurrent
+# requests still use every core through the inter-op pool.
 DEFAULT_INTER_OP_THREADS = 0
-DEFAULT_INTRA_OP_THREADS = 0
+DEFAULT_INTRA_OP_THREADS = 1
 DEFAULT_SIGNATURE = 'serving_default'
 SIGNATURE_DEF_FIELD = 'signature_def'
 # TF Serving accepts messages up to 2 GiB; so does this server.
@@ -825,7 +831,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       "TF Serving's --tensorflow_inter_op_parallelism")
   parser.add_argument('--intra-op-threads', type=int,
                       default=DEFAULT_INTRA_OP_THREADS,
-                      help='TensorFlow intra-op threads (0: one per core); '
+                      help='TensorFlow intra-op threads (0: one per core; '
+                      'default 1: kernels run in the calling thread); '
                       "TF Serving's --tensorflow_intra_op_parallelism")
   args = parser.parse_args(argv)
   if not 0 <= args.port <= 65535:
