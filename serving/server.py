@@ -74,9 +74,15 @@ DEFAULT_NUM_VERSIONS = 2
 # so a few threads per core keep both busy (see benchmarks/README.md).
 DEFAULT_THREADS = 8
 # TensorFlow's thread pools, for the whole process (see main()). 0 is
-# TensorFlow's default, one thread per core.
+# TensorFlow's default, one thread per core. Intra-op: one thread, so each
+# kernel runs in the thread that runs it. A request's kernels are small (the
+# recommender's largest, the ranking MLP over 100 pairs, is 100 x 139 x 256);
+# splitting them over the cores' pool costs a hand-off per kernel and, on a
+# loaded machine, waits for a core: the recommender's in-process call went
+# from p50 1.31-1.53 ms to 0.94-1.01 ms (benchmarks/README.md). Concurrent
+# requests still use every core through the inter-op pool.
 DEFAULT_INTER_OP_THREADS = 0
-DEFAULT_INTRA_OP_THREADS = 0
+DEFAULT_INTRA_OP_THREADS = 1
 DEFAULT_SIGNATURE = 'serving_default'
 SIGNATURE_DEF_FIELD = 'signature_def'
 # TF Serving accepts messages up to 2 GiB; so does this server.
@@ -126,8 +132,9 @@ def _compatible(expected: Optional[Tuple[Optional[int], ...]],
       e is None or e == d for e, d in zip(expected, dims))
 
 
-# Output dtypes whose TensorProto.tensor_content is the numpy buffer as is.
-_RAW_DTYPES = frozenset(tf.dtypes.as_dtype(d) for d in (
+# Output dtypes (DataType enums) whose TensorProto.tensor_content is the
+# numpy buffer as is.
+_RAW_DTYPES = frozenset(tf.dtypes.as_dtype(d).as_datatype_enum for d in (
     'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
     'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'complex64',
     'complex128'))
@@ -159,20 +166,23 @@ def fill_tensor_proto(proto: tensor_pb2.TensorProto,
   (a fifth of its cost for the retrieval model's 3 x 100 outputs), and
   without copying the proto into the response afterwards.
   """
+  # The dtype as its enum and the shape from numpy: comparing DTypes and
+  # building a TensorShape cost more than the copy for small outputs.
+  dtype = tensor.dtype.as_datatype_enum
   value = tensor.numpy()
-  if tensor.dtype == tf.string:
-    proto.dtype = types_pb2.DT_STRING
+  if dtype == types_pb2.DT_STRING:
+    proto.dtype = dtype
     if isinstance(value, bytes):  # A scalar.
       proto.string_val.append(value)
     else:
       proto.string_val.extend(value.ravel().tolist())
-  elif tensor.dtype in _RAW_DTYPES:
-    proto.dtype = tensor.dtype.as_datatype_enum
+  elif dtype in _RAW_DTYPES:
+    proto.dtype = dtype
     proto.tensor_content = np.ascontiguousarray(value).tobytes()
   else:
     proto.CopyFrom(tf.make_tensor_proto(value))
     return
-  for size in tensor.shape:
+  for size in np.shape(value):
     proto.tensor_shape.dim.add(size=size)
 
 
@@ -821,7 +831,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       "TF Serving's --tensorflow_inter_op_parallelism")
   parser.add_argument('--intra-op-threads', type=int,
                       default=DEFAULT_INTRA_OP_THREADS,
-                      help='TensorFlow intra-op threads (0: one per core); '
+                      help='TensorFlow intra-op threads (0: one per core; '
+                      'default 1: kernels run in the calling thread); '
                       "TF Serving's --tensorflow_intra_op_parallelism")
   args = parser.parse_args(argv)
   if not 0 <= args.port <= 65535:
