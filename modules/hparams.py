@@ -128,7 +128,11 @@ class RankingHParams(_FromConfig):
   cross_layers: int = 2
   cross_projection_dim: int = 0
   hidden_units: str = '256,64'
-  dropout: float = 0.0
+  dropout: float = 0.2
+  context_features: bool = False
+  rating_biases: bool = True
+  rating_dot: bool = True
+  id_l2: float = 0.003
   relevance_weight: float = 1.0
   relevance_negatives: int = 4
   relevance_negatives_by: str = 'uniform'
