@@ -19,6 +19,12 @@ from both signals (multi-task). Negatives are uniform over the catalogue,
 not in-batch, so the relevance logit is not debiased against popular movies,
 which a top-10 of likely watches should keep.
 
+The rating is 3 + the network's rating output + a user bias + a movie bias
++ the dot product of the user-id and movie-id embeddings, clipped to 1-5
+(`rating_biases`, `rating_dot`; the ids' embeddings and biases under an L2
+penalty, `id_l2`): biased matrix factorisation with a network learning the
+rest from the other features. The relevance head reads the network alone.
+
 Network (`architecture`):
   dcn  embeddings -> cross layers (DCN-v2, Wang et al. 2021: explicit
        feature crosses x0 * (W x + b) + x) -> deep layers -> heads
@@ -64,7 +70,8 @@ def _l2(weight: float) -> Optional[tf.keras.regularizers.Regularizer]:
 
 
 class FeatureEmbedding(tf.keras.layers.Layer):
-  """Embeds the user, movie and context inputs into one vector per row.
+  """Embeds the user, movie and (with `context_features`) context inputs
+  into one vector per row.
 
   Inputs a feature's vocabulary does not size (absent from `vocab_sizes`,
   e.g. demographics of a release without them) are skipped.
