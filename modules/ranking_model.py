@@ -19,6 +19,12 @@ from both signals (multi-task). Negatives are uniform over the catalogue,
 not in-batch, so the relevance logit is not debiased against popular movies,
 which a top-10 of likely watches should keep.
 
+The rating is 3 + the network's rating output + a user bias + a movie bias
++ the dot product of the user-id and movie-id embeddings, clipped to 1-5
+(`rating_biases`, `rating_dot`; the ids' embeddings and biases under an L2
+penalty, `id_l2`): biased matrix factorisation with a network learning the
+rest from the other features. The relevance head reads the network alone.
+
 Network (`architecture`):
   dcn  embeddings -> cross layers (DCN-v2, Wang et al. 2021: explicit
        feature crosses x0 * (W x + b) + x) -> deep layers -> heads
@@ -29,7 +35,7 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from typing import Dict, Mapping, Sequence  # noqa: E402
+from typing import Dict, Mapping, Optional, Sequence, Tuple  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
@@ -54,10 +60,18 @@ MOVIE_INPUTS = tuple(_xf(k) for k in (features.MOVIE_ID,) + MOVIE_CATEGORICALS
                      + MOVIE_BAGS + MOVIE_NUMERICS)
 
 MIN_RATING, MAX_RATING = 1.0, 5.0
+# The rating head's output is centred on the middle of the scale.
+RATING_OFFSET = 3.0
+
+
+def _l2(weight: float) -> Optional[tf.keras.regularizers.Regularizer]:
+  """An L2 penalty of `weight` (sum of squares), None for 0."""
+  return tf.keras.regularizers.L2(weight) if weight > 0 else None
 
 
 class FeatureEmbedding(tf.keras.layers.Layer):
-  """Embeds the user, movie and context inputs into one vector per row.
+  """Embeds the user, movie and (with `context_features`) context inputs
+  into one vector per row.
 
   Inputs a feature's vocabulary does not size (absent from `vocab_sizes`,
   e.g. demographics of a release without them) are skipped.
@@ -66,14 +80,18 @@ class FeatureEmbedding(tf.keras.layers.Layer):
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
                **kwargs):
     super().__init__(**kwargs)
-    categoricals = USER_CATEGORICALS + MOVIE_CATEGORICALS + CONTEXT_CATEGORICALS
+    categoricals = USER_CATEGORICALS + MOVIE_CATEGORICALS
+    numerics = USER_NUMERICS + MOVIE_NUMERICS
+    if hparams.context_features:
+      categoricals += CONTEXT_CATEGORICALS
+      numerics += CONTEXT_NUMERICS
     self._categoricals = tuple(k for k in categoricals if k in vocab_sizes)
     self._bags = tuple(k for k in MOVIE_BAGS if k in vocab_sizes)
-    self._numerics = USER_NUMERICS + MOVIE_NUMERICS + CONTEXT_NUMERICS
+    self._numerics = numerics
     self.ids = {
-        key: tf.keras.layers.Embedding(vocab_sizes[key],
-                                       hparams.id_embedding_dim,
-                                       name=f'{key}_emb')
+        key: tf.keras.layers.Embedding(
+            vocab_sizes[key], hparams.id_embedding_dim, name=f'{key}_emb',
+            embeddings_regularizer=_l2(hparams.id_l2))
         for key in (features.USER_ID, features.MOVIE_ID)}
     self.embeddings = {
         key: tf.keras.layers.Embedding(vocab_sizes[key],
@@ -84,6 +102,12 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         key: BagOfEmbeddings(vocab_sizes[key], hparams.feature_embedding_dim,
                              name=f'{key}_bag')
         for key in self._bags}
+
+  def id_embeddings(self, inputs: Dict[str, tf.Tensor]
+                   ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(user-id embeddings, movie-id embeddings), [batch, id_dim] each."""
+    return (self.ids[features.USER_ID](inputs[_xf(features.USER_ID)]),
+            self.ids[features.MOVIE_ID](inputs[_xf(features.MOVIE_ID)]))
 
   def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
     parts = [self.ids[k](inputs[_xf(k)]) for k in self.ids]
@@ -156,6 +180,13 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
         deep.append(tf.keras.layers.Dropout(hparams.dropout))
     self.deep = tf.keras.Sequential(deep, name='deep')
     self.rating_head = tf.keras.layers.Dense(1, name='rating')
+    # Biased matrix factorisation beside the network, rating head only.
+    self.rating_biases = {
+        key: tf.keras.layers.Embedding(
+            vocab_sizes[key], 1, embeddings_initializer='zeros',
+            embeddings_regularizer=_l2(hparams.id_l2), name=f'{key}_bias')
+        for key in ((features.USER_ID, features.MOVIE_ID)
+                    if hparams.rating_biases else ())}
     self.relevance_head = tf.keras.layers.Dense(1, name='relevance')
     self.rating_task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.MeanSquaredError(),
@@ -185,9 +216,13 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
     for layer in self.cross:
       x = layer(x0, x)
     x = self.deep(x, training=training)
-    rating = tf.squeeze(self.rating_head(x), axis=1)
-    # Centred on the middle of the scale, clipped to it.
-    rating = tf.clip_by_value(rating + 3.0, MIN_RATING, MAX_RATING)
+    rating = tf.squeeze(self.rating_head(x), axis=1) + RATING_OFFSET
+    for key, bias in self.rating_biases.items():
+      rating += tf.squeeze(bias(inputs[_xf(key)]), axis=1)
+    if self._hparams.rating_dot:
+      users, movies = self.embedding.id_embeddings(inputs)
+      rating += tf.reduce_sum(users * movies, axis=1)
+    rating = tf.clip_by_value(rating, MIN_RATING, MAX_RATING)
     return {'rating': rating,
             'relevance': tf.squeeze(self.relevance_head(x), axis=1)}
 

@@ -151,3 +151,107 @@ def test_ranking_keras_steps_are_traced_without_autograph():
   for step in (ranking_model.RankingModel.train_step,
                ranking_model.RankingModel.test_step):
     assert hasattr(step, 'autograph_info__'), step
+
+
+def _set_literal_rating_parts(model, head_bias=0.5):
+  """Rating head constant (zero kernel, bias `head_bias`); user 0's bias
+  0.25, movie 1's -0.5; user 0's id embedding [1, 2, 0], movie 1's
+  [0.5, 0.25, 4]: dot product 1.0."""
+  head = model.rating_head
+  head.set_weights([np.zeros_like(head.kernel.numpy()),
+                    np.full([1], head_bias, np.float32)])
+  for key, row, value in ((features.USER_ID, 0, [1.0, 2.0, 0.0]),
+                          (features.MOVIE_ID, 1, [0.5, 0.25, 4.0])):
+    table = model.embedding.ids[key].embeddings
+    table.assign(tf.tensor_scatter_nd_update(table, [[row]], [value]))
+  for key, row, value in ((features.USER_ID, 0, 0.25),
+                          (features.MOVIE_ID, 1, -0.5)):
+    if key in model.rating_biases:
+      table = model.rating_biases[key].embeddings
+      table.assign(tf.tensor_scatter_nd_update(table, [[row, 0]], [value]))
+
+
+@pytest.mark.parametrize('biases,dot,expected', [
+    (True, True, 3.0 + 0.5 + 0.25 - 0.5 + 1.0),
+    (True, False, 3.0 + 0.5 + 0.25 - 0.5),
+    (False, True, 3.0 + 0.5 + 1.0),
+    (False, False, 3.0 + 0.5)])
+def test_rating_is_offset_plus_network_plus_biases_plus_dot(biases, dot,
+                                                            expected):
+  tf.keras.utils.set_random_seed(0)
+  model = _model(rating_biases=biases, rating_dot=dot, dropout=0.0)
+  batch = _batch(users=[0], movies=[1])
+  model(batch)  # Builds the weights.
+  _set_literal_rating_parts(model)
+
+  assert float(model(batch)['rating'][0]) == pytest.approx(expected, abs=1e-6)
+  assert bool(model.rating_biases) == biases
+
+
+def test_rating_with_biases_and_dot_is_clipped_to_the_scale():
+  model = _model(rating_biases=True, rating_dot=True, dropout=0.0)
+  batch = _batch(users=[0], movies=[1])
+  model(batch)
+  _set_literal_rating_parts(model, head_bias=10.0)
+  assert float(model(batch)['rating'][0]) == ranking_model.MAX_RATING
+
+
+def test_biases_start_at_zero():
+  model = _model(rating_biases=True)
+  model(_batch(users=[0, 1], movies=[1, 2]))
+  for layer in model.rating_biases.values():
+    assert not layer.embeddings.numpy().any()
+
+
+def test_id_l2_penalises_id_embeddings_and_biases_in_the_losses():
+  model = _model(rating_biases=True, id_l2=0.003)
+  model(_batch(users=[0, 1], movies=[1, 2]))
+  tables = [model.embedding.ids[k].embeddings
+            for k in (features.USER_ID, features.MOVIE_ID)]
+  tables += [model.rating_biases[k].embeddings
+             for k in (features.USER_ID, features.MOVIE_ID)]
+  # Biases are zero at first: give them values so that they count.
+  tables[2].assign(tf.fill(tables[2].shape, 0.5))  # 5 users: 5 * 0.25
+  expected = 0.003 * sum(float(tf.reduce_sum(t ** 2)) for t in tables)
+
+  assert len(model.losses) == 4
+  assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+  assert expected > 0.003 * 5 * 0.25
+
+
+def test_no_regularisation_losses_without_id_l2():
+  model = _model(rating_biases=True, id_l2=0.0)
+  model(_batch(users=[0, 1], movies=[1, 2]))
+  assert model.losses == []
+
+
+def test_train_step_adds_the_regularisation_to_the_loss():
+  tf.keras.utils.set_random_seed(0)
+  model = _model(relevance_weight=0.0, id_l2=0.5, dropout=0.0)
+  model.compile(optimizer=tf.keras.optimizers.SGD(0.0), run_eagerly=True)
+  batch = _rated(_batch(users=[0, 1], movies=[1, 2]), [4.0, 2.0])
+  model(batch)
+  task = float(model.compute_loss(batch))
+  penalty = float(tf.add_n(model.losses))
+
+  # One step with a zero learning rate: the logged losses are that batch's.
+  logs = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1,
+                   verbose=0).history
+
+  assert penalty > 0
+  assert logs['regularization_loss'][0] == pytest.approx(penalty, rel=1e-5)
+  assert logs['total_loss'][0] == pytest.approx(task + penalty, rel=1e-5)
+
+
+def test_context_features_are_embedded_only_when_asked():
+  batch = _batch(users=[0, 1], movies=[1, 2])
+  with_context = ranking_model.FeatureEmbedding(
+      VOCAB_SIZES, RankingHParams(**dict(SMALL, context_features=True)))
+  without = ranking_model.FeatureEmbedding(
+      VOCAB_SIZES, RankingHParams(**dict(SMALL, context_features=False)))
+
+  # Hour of day and day of week, feature_embedding_dim 2 each (the batch
+  # has no timestamp).
+  assert with_context(batch).shape[1] - without(batch).shape[1] == 4
+  assert features.HOUR_OF_DAY not in without.embeddings
+  assert features.HOUR_OF_DAY in with_context.embeddings
