@@ -59,6 +59,8 @@ CONTEXT_NUMERICS = (features.TIMESTAMP,)
 MOVIE_INPUTS = tuple(_xf(k) for k in (features.MOVIE_ID,) + MOVIE_CATEGORICALS
                      + MOVIE_BAGS + MOVIE_NUMERICS)
 
+# The rating scale when none is given (ml-100k, ml-1m); the trainer passes
+# the schema's (ml-20m/25m: half stars from 0.5).
 MIN_RATING, MAX_RATING = 1.0, 5.0
 # The rating head's output is centred on the middle of the scale.
 RATING_OFFSET = 3.0
@@ -146,7 +148,8 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
 
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
                catalogue: Mapping[str, tf.Tensor] = None,
-               catalogue_counts: Sequence[int] = None):
+               catalogue_counts: Sequence[int] = None,
+               rating_range: Tuple[float, float] = (MIN_RATING, MAX_RATING)):
     """Builds the model.
 
     Args:
@@ -157,8 +160,13 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
         from; needed when `hparams.relevance_weight > 0`.
       catalogue_counts: ratings per catalogue row, for
         `relevance_negatives_by='popularity'`.
+      rating_range: (lowest, highest) rating; predictions are clipped to it.
     """
     super().__init__()
+    if not rating_range[0] < rating_range[1]:
+      raise ValueError(f'rating_range must be (low, high) with low < high, '
+                       f'got {rating_range!r}')
+    self._rating_range = (float(rating_range[0]), float(rating_range[1]))
     if hparams.architecture not in ('dcn', 'mlp'):
       raise ValueError(f"architecture must be 'dcn' or 'mlp', got "
                        f'{hparams.architecture!r}')
@@ -222,7 +230,7 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
     if self._hparams.rating_dot:
       users, movies = self.embedding.id_embeddings(inputs)
       rating += tf.reduce_sum(users * movies, axis=1)
-    rating = tf.clip_by_value(rating, MIN_RATING, MAX_RATING)
+    rating = tf.clip_by_value(rating, *self._rating_range)
     return {'rating': rating,
             'relevance': tf.squeeze(self.relevance_head(x), axis=1)}
 

@@ -113,6 +113,19 @@ class _EpochLog(tf.keras.callbacks.Callback):
     logging.info(line)
 
 
+def rating_range(tft_output: tft.TFTransformOutput) -> Tuple[float, float]:
+  """The rating scale the curated schema declares (the label's
+  float_domain: 1-5 in ml-100k/ml-1m, 0.5-5 in ml-20m/25m), or the model's
+  default 1-5 where it declares none."""
+  for feature in tft_output.raw_metadata.schema.feature:
+    if (feature.name == features.LABEL_KEY and
+        feature.WhichOneof('domain_info') == 'float_domain' and
+        feature.float_domain.HasField('min') and
+        feature.float_domain.HasField('max')):
+      return feature.float_domain.min, feature.float_domain.max
+  return ranking_model.MIN_RATING, ranking_model.MAX_RATING
+
+
 def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
                 hparams: RankingHParams
                ) -> Tuple[ranking_model.RankingModel, Dict[str, tf.Tensor]]:
@@ -126,7 +139,8 @@ def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
       retrieval_trainer.vocab_sizes(tft_output), hparams,
       catalogue=catalogue if hparams.relevance_weight > 0 else None,
       catalogue_counts=[counts[m] for m in
-                        movies[features.MOVIE_ID].numpy().tolist()])
+                        movies[features.MOVIE_ID].numpy().tolist()],
+      rating_range=rating_range(tft_output))
   model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
   return model, movies
 

@@ -255,3 +255,41 @@ def test_context_features_are_embedded_only_when_asked():
   assert with_context(batch).shape[1] - without(batch).shape[1] == 4
   assert features.HOUR_OF_DAY not in without.embeddings
   assert features.HOUR_OF_DAY in with_context.embeddings
+
+
+def test_rating_is_clipped_to_the_given_scale():
+  batch = _batch(users=[0], movies=[1])
+  default = _model(rating_biases=True, rating_dot=True, dropout=0.0)
+  default(batch)
+  _set_literal_rating_parts(default, head_bias=-10.0)
+  assert float(default(batch)['rating'][0]) == 1.0
+  # ml-20m/25m: half stars from 0.5.
+  half_stars = ranking_model.RankingModel(
+      VOCAB_SIZES, RankingHParams(**dict(SMALL, rating_biases=True,
+                                         rating_dot=True, dropout=0.0)),
+      catalogue=_catalogue(), catalogue_counts=[5, 1, 1, 1, 1],
+      rating_range=(0.5, 5.0))
+  half_stars(batch)
+  _set_literal_rating_parts(half_stars, head_bias=-10.0)
+  assert float(half_stars(batch)['rating'][0]) == 0.5
+  with pytest.raises(ValueError, match='rating_range'):
+    ranking_model.RankingModel(VOCAB_SIZES, RankingHParams(**SMALL),
+                               catalogue=_catalogue(), rating_range=(5, 1))
+
+
+def test_trainer_takes_the_rating_scale_from_the_schema():
+  import types  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from modules import ranking_trainer  # pylint: disable=g-import-not-at-top
+
+  def output(schema_text):
+    schema = text_format.Parse(schema_text, schema_pb2.Schema())
+    return types.SimpleNamespace(
+        raw_metadata=types.SimpleNamespace(schema=schema))
+
+  assert ranking_trainer.rating_range(output(
+      'feature { name: "rating" type: FLOAT '
+      'float_domain { min: 0.5 max: 5.0 } }')) == (0.5, 5.0)
+  assert ranking_trainer.rating_range(output(
+      'feature { name: "rating" type: FLOAT }')) == (1.0, 5.0)
