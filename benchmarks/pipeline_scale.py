@@ -285,6 +285,7 @@ def measure_size(size: str, args: argparse.Namespace,
       'beam_workers': args.beam_workers,
       'epochs': args.epochs,
       'runner_args': list(args.runner_arg),
+      'code': report.git_commit(REPO_ROOT),
       'finished': report.now_utc(),
   })
   log(f'{label}: exit {result["exit_code"]}, {result["wall_seconds"]:.0f}s '

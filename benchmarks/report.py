@@ -12,6 +12,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import subprocess
 from typing import Any, Dict, Iterable, Optional
 
 DEFAULT_PACKAGES = ('tensorflow', 'tfx', 'tensorflow-transform',
@@ -54,6 +55,18 @@ def package_versions(
     except importlib.metadata.PackageNotFoundError:
       versions[name] = None
   return versions
+
+
+def git_commit(repo_dir: Optional[str] = None) -> Optional[str]:
+  """The checked-out commit of the code measured (None outside git)."""
+  repo_dir = repo_dir or os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__)))
+  try:
+    return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo_dir,
+                          check=True, capture_output=True,
+                          text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return None
 
 
 def now_utc() -> str:

@@ -435,15 +435,6 @@ def _log(message: str) -> None:
   print(f'[throughput] {message}', flush=True)
 
 
-def _git_commit() -> Optional[str]:
-  try:
-    return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT,
-                          check=True, capture_output=True,
-                          text=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return None
-
-
 # --- Runs in child processes -------------------------------------------------
 
 
@@ -544,7 +535,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
       'date': report.now_utc(),
       'machine': report.machine_info(),
       'packages': report.package_versions(PACKAGES),
-      'git_commit': _git_commit(),
+      'git_commit': report.git_commit(REPO_ROOT),
       'data': {'pipeline_output': os.path.abspath(args.pipeline_output),
                'transformed_examples': data['transformed_examples'],
                'transform_graph': data['transform_graph'],

@@ -120,3 +120,10 @@ def test_runner_args_reach_the_runner_and_the_table(monkeypatch):
           '--ranking-hparam=batch_size=4096`.') in table
   assert 'Extra runner' not in ps.render_markdown(
       ps.merge_results(None, _run('1M', 10**6, 180)))
+
+
+def test_git_commit_names_the_checkout_or_none(tmp_path):
+  import re  # pylint: disable=g-import-not-at-top
+  commit = report.git_commit()
+  assert commit is not None and re.fullmatch('[0-9a-f]{40}', commit)
+  assert report.git_commit(str(tmp_path)) is None
