@@ -70,36 +70,54 @@ def vocab_sizes(tft_output: tft.TFTransformOutput) -> Dict[str, int]:
   return sizes
 
 
-def movie_table(file_pattern, feature_spec
+def movie_table(file_pattern, feature_spec, batch_size: int = 8192
                ) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int]]:
   """One transformed-feature row per movie in the files, and rating counts.
 
+  Counting and finding each movie's first row are done per batch with
+  numpy; only a batch's first sightings of movies are converted to Python
+  values. The cost is then TensorFlow's reading of the records (about 15
+  us of CPU per rating: 12.1 s for synthetic 1M's 802K training ratings,
+  against 13.6 s with a Python loop over every rating).
+
   Returns:
     (columns, counts): columns is a feature dict with one row per distinct
-    movie (first occurrence), ready for `Dataset.from_tensor_slices`
-    (multivalent features as RaggedTensors); counts maps movie id to its
-    number of examples.
+    movie (in order of first occurrence in the files), ready for
+    `Dataset.from_tensor_slices` (multivalent features as RaggedTensors);
+    counts maps movie id to its number of examples.
   """
   spec = {k: feature_spec[k] for k in _MOVIE_COLUMNS}
-  dataset = make_dataset(file_pattern, spec, 4096, shuffle=False, seed=0)
+  dataset = make_dataset(file_pattern, spec, batch_size, shuffle=False,
+                         seed=0)
   rows: Dict[bytes, Dict[str, object]] = {}
   counts: Dict[bytes, int] = {}
   for batch in dataset:
-    batch = {k: (tf.RaggedTensor.from_sparse(v).to_list()
-                 if isinstance(v, tf.SparseTensor) else v.numpy().tolist())
-             for k, v in batch.items()}
-    for i, movie_id in enumerate(batch[features.MOVIE_ID]):
-      counts[movie_id] = counts.get(movie_id, 0) + 1
-      if movie_id not in rows:
-        rows[movie_id] = {k: batch[k][i] for k in batch}
+    ids = batch[features.MOVIE_ID].numpy()
+    unique, first, count = np.unique(ids, return_index=True,
+                                     return_counts=True)
+    for movie_id, n in zip(unique.tolist(), count.tolist()):
+      counts[movie_id] = counts.get(movie_id, 0) + n
+    new = sorted(i for movie_id, i in zip(unique.tolist(), first.tolist())
+                 if movie_id not in rows)
+    if not new:
+      continue
+    values = {}
+    for key, column in batch.items():
+      if isinstance(column, tf.SparseTensor):
+        values[key] = tf.gather(tf.RaggedTensor.from_sparse(column),
+                                new).to_list()
+      else:
+        values[key] = column.numpy()[new].tolist()
+    for j, i in enumerate(new):
+      rows[ids[i]] = {key: values[key][j] for key in values}
   columns = {}
   for key in _MOVIE_COLUMNS:
-    values = [rows[m][key] for m in rows]
+    column = [rows[m][key] for m in rows]
     if isinstance(spec[key], tf.io.VarLenFeature):
-      columns[key] = tf.ragged.constant(values, dtype=spec[key].dtype,
+      columns[key] = tf.ragged.constant(column, dtype=spec[key].dtype,
                                         row_splits_dtype=tf.int64)
     else:
-      columns[key] = tf.constant(values, dtype=spec[key].dtype)
+      columns[key] = tf.constant(column, dtype=spec[key].dtype)
   return columns, counts
 
 

@@ -1,0 +1,91 @@
+"""retrieval_trainer's readers of the transformed examples: the movie
+table and the user history, on a small hand-written file."""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import tensorflow as tf  # noqa: E402
+
+from modules import features, retrieval_trainer  # noqa: E402
+
+xf = features.transformed_name
+
+SPEC = {
+    features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+    xf(features.MOVIE_ID): tf.io.FixedLenFeature([], tf.int64),
+    xf(features.GENRES): tf.io.VarLenFeature(tf.int64),
+    xf(features.TITLE_TOKENS): tf.io.VarLenFeature(tf.int64),
+    xf(features.RELEASE_YEAR): tf.io.FixedLenFeature([], tf.float32),
+    xf(features.RELEASE_YEAR_BUCKET): tf.io.FixedLenFeature([], tf.int64),
+    xf(features.USER_ID): tf.io.FixedLenFeature([], tf.int64),
+    xf(features.TIMESTAMP): tf.io.FixedLenFeature([], tf.float32),
+}
+
+# (user, movie id, movie index, genres, title tokens, year, bucket, time):
+# movie 'b' is rated three times, 'a' twice, 'c' once; 'c' has no genres.
+RATINGS = [
+    (0, b'b', 2, [1, 3], [7], 0.5, 4, 3.0),
+    (1, b'a', 1, [2], [5, 6], -1.0, 1, 1.0),
+    (0, b'b', 2, [1, 3], [7], 0.5, 4, 1.0),
+    (2, b'c', 3, [], [8], 0.0, 2, 2.0),
+    (1, b'b', 2, [1, 3], [7], 0.5, 4, 2.0),
+    (0, b'a', 1, [2], [5, 6], -1.0, 1, 2.0),
+]
+
+
+def _example(user, movie, index, genres, tokens, year, bucket, time):
+  def ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+  def floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.MOVIE_ID: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[movie])),
+      xf(features.MOVIE_ID): ints([index]),
+      xf(features.GENRES): ints(genres),
+      xf(features.TITLE_TOKENS): ints(tokens),
+      xf(features.RELEASE_YEAR): floats([year]),
+      xf(features.RELEASE_YEAR_BUCKET): ints([bucket]),
+      xf(features.USER_ID): ints([user]),
+      xf(features.TIMESTAMP): floats([time]),
+  })).SerializeToString()
+
+
+def _write(tmp_path):
+  path = str(tmp_path / 'ratings.gz')
+  with tf.io.TFRecordWriter(path, 'GZIP') as writer:
+    for rating in RATINGS:
+      writer.write(_example(*rating))
+  return path
+
+
+def test_movie_table_first_rows_in_order_and_counts_across_batches(tmp_path):
+  path = _write(tmp_path)
+  # Batches of 2 split the movies' occurrences over several batches.
+  for batch_size in (2, 8192):
+    columns, counts = retrieval_trainer.movie_table(path, SPEC, batch_size)
+    assert counts == {b'b': 3, b'a': 2, b'c': 1}
+    # One row per movie, in order of first occurrence: b, a, c.
+    assert columns[features.MOVIE_ID].numpy().tolist() == [b'b', b'a', b'c']
+    assert columns[xf(features.MOVIE_ID)].numpy().tolist() == [2, 1, 3]
+    assert columns[xf(features.GENRES)].to_list() == [[1, 3], [2], []]
+    assert columns[xf(features.TITLE_TOKENS)].to_list() == [[7], [5, 6], [8]]
+    assert columns[xf(features.RELEASE_YEAR)].numpy().tolist() == [
+        0.5, -1.0, 0.0]
+    assert columns[xf(features.RELEASE_YEAR_BUCKET)].numpy().tolist() == [
+        4, 1, 2]
+
+
+def test_training_history_keeps_each_users_newest_movies(tmp_path):
+  path = _write(tmp_path)
+  # User 0 rated b (t=3, and t=1) and a (t=2); user 1 a (t=1), b (t=2);
+  # user 2 c. With a cap of 1: user 0 -> b, user 1 -> b, user 2 -> c.
+  values, row_splits = retrieval_trainer.training_history(path, SPEC, 4, 1)
+  assert values.tolist() == [2, 2, 3]
+  assert row_splits.tolist() == [0, 1, 2, 3, 3]
+  values, row_splits = retrieval_trainer.training_history(path, SPEC, 4)
+  assert values.tolist() == [1, 2, 1, 2, 3]
+  assert row_splits.tolist() == [0, 2, 4, 5, 5]
