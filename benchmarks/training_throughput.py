@@ -637,22 +637,25 @@ def parse_models(text: str) -> List[str]:
   return list(dict.fromkeys(models))
 
 
-def parse_hparams(items: Sequence[str]) -> Dict[str, Dict[str, str]]:
+def parse_hparams(parser: argparse.ArgumentParser, items: Sequence[str]
+                 ) -> Dict[str, Dict[str, Any]]:
   """['retrieval.batch_size=2048', ...] -> {'retrieval': {'batch_size':
-  '2048'}}, checked against the trainers' hyper-parameters."""
+  '2048'}}, each model's checked as the runners check theirs
+  (`pipeline.flags.hparam_overrides`); a bad one stops with argparse's
+  error."""
   from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
+  from pipeline import flags  # pylint: disable=g-import-not-at-top
   classes = {RETRIEVAL: RetrievalHParams, RANKING: RankingHParams}
-  overrides: Dict[str, Dict[str, str]] = {}
+  by_model: Dict[str, List[str]] = {}
   for item in items:
-    name, sep, value = item.partition('=')
-    model, dot, key = name.partition('.')
-    if not (sep and dot and key) or model not in classes:
-      raise ValueError(f'--hparam {item!r}: expected MODEL.NAME=VALUE with '
-                       f'MODEL one of {sorted(classes)}')
-    overrides.setdefault(model, {})[key] = value
-  for model, values in overrides.items():
-    classes[model].from_config(values)  # Fails on unknown names or types.
-  return overrides
+    model, dot, rest = item.partition('.')
+    if not dot or model not in classes:
+      parser.error(f'--hparam {item!r}: expected MODEL.NAME=VALUE with '
+                   f'MODEL one of {sorted(classes)}')
+    by_model.setdefault(model, []).append(rest)
+  return {model: flags.hparam_overrides(parser, '--hparam', rest, None,
+                                        classes[model])
+          for model, rest in by_model.items()}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -697,10 +700,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.models = parse_models(args.models)
   except ValueError as e:
     parser.error(str(e))
-  try:
-    args.hparams = parse_hparams(args.hparam)
-  except ValueError as e:
-    parser.error(str(e))
+  args.hparams = parse_hparams(parser, args.hparam)
   if args.epochs < 2:
     parser.error('--epochs must be at least 2 (the first one traces)')
   if min(args.intra_op_threads, args.inter_op_threads) < 0:
