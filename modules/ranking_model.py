@@ -80,7 +80,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
   """
 
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
-               **kwargs):
+               id_regularizer=None, **kwargs):
     super().__init__(**kwargs)
     categoricals = USER_CATEGORICALS + MOVIE_CATEGORICALS
     numerics = USER_NUMERICS + MOVIE_NUMERICS
@@ -93,7 +93,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     self.ids = {
         key: tf.keras.layers.Embedding(
             vocab_sizes[key], hparams.id_embedding_dim, name=f'{key}_emb',
-            embeddings_regularizer=_l2(hparams.id_l2))
+            embeddings_regularizer=id_regularizer)
         for key in (features.USER_ID, features.MOVIE_ID)}
     self.embeddings = {
         key: tf.keras.layers.Embedding(vocab_sizes[key],
@@ -149,7 +149,8 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
                catalogue: Mapping[str, tf.Tensor] = None,
                catalogue_counts: Sequence[int] = None,
-               rating_range: Tuple[float, float] = (MIN_RATING, MAX_RATING)):
+               rating_range: Tuple[float, float] = (MIN_RATING, MAX_RATING),
+               id_l2_on_rows: bool = False):
     """Builds the model.
 
     Args:
@@ -161,6 +162,11 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
       catalogue_counts: ratings per catalogue row, for
         `relevance_negatives_by='popularity'`.
       rating_range: (lowest, highest) rating; predictions are clipped to it.
+      id_l2_on_rows: take `hparams.id_l2_per_rating` on the rows each
+        rating looks up (`id_penalty`, in the training loss) instead of
+        `hparams.id_l2` on the whole id
+        tables (Keras regularizers, whose gradient touches every row at
+        every step). For lazy optimizers, whose step must stay sparse.
     """
     super().__init__()
     if not rating_range[0] < rating_range[1]:
@@ -174,7 +180,10 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
       raise ValueError('the relevance task needs the catalogue to draw '
                        'negatives from')
     self._hparams = hparams
-    self.embedding = FeatureEmbedding(vocab_sizes, hparams)
+    self._id_l2_on_rows = id_l2_on_rows
+    table_l2 = None if id_l2_on_rows else _l2(hparams.id_l2)
+    self.embedding = FeatureEmbedding(vocab_sizes, hparams,
+                                      id_regularizer=table_l2)
     self.cross = [
         tfrs.layers.dcn.Cross(
             projection_dim=hparams.cross_projection_dim or None,
@@ -192,7 +201,7 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
     self.rating_biases = {
         key: tf.keras.layers.Embedding(
             vocab_sizes[key], 1, embeddings_initializer='zeros',
-            embeddings_regularizer=_l2(hparams.id_l2), name=f'{key}_bias')
+            embeddings_regularizer=table_l2, name=f'{key}_bias')
         for key in ((features.USER_ID, features.MOVIE_ID)
                     if hparams.rating_biases else ())}
     self.relevance_head = tf.keras.layers.Dense(1, name='relevance')
@@ -255,11 +264,27 @@ class RankingModel(KerasStepsNotConverted, tfrs.Model):
                          if isinstance(value, tf.RaggedTensor) else value)
     return repeated
 
+  def id_penalty(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """[batch] squared norms of each row's user-id and movie-id embeddings
+    and rating biases: with `id_l2_on_rows`, the L2 term of biased matrix
+    factorisation as SGD takes it, on the rows each rating looks up (a step
+    costs per rating, not per vocabulary entry; frequent ids are
+    regularised more often)."""
+    users, movies = self.embedding.id_embeddings(inputs)
+    penalty = (tf.reduce_sum(tf.square(users), axis=1) +
+               tf.reduce_sum(tf.square(movies), axis=1))
+    for key, bias in self.rating_biases.items():
+      penalty += tf.square(tf.squeeze(bias(inputs[_xf(key)]), axis=1))
+    return penalty
+
   def compute_loss(self, inputs: Dict[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
     outputs = self(inputs, training=training)
     labels = inputs[_xf(features.LABEL_KEY)]
     loss = self.rating_task(labels=labels, predictions=outputs['rating'])
+    if self._id_l2_on_rows and self._hparams.id_l2_per_rating > 0:
+      loss += self._hparams.id_l2_per_rating * tf.reduce_mean(
+          self.id_penalty(inputs))
     if self._hparams.relevance_weight > 0:
       negatives = self(self._negatives(inputs), training=training)
       logits = tf.concat([outputs['relevance'], negatives['relevance']], 0)

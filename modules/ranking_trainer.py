@@ -34,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from modules import features  # noqa: E402
+from modules import optimizers  # noqa: E402
 from modules import ranking_model  # noqa: E402
 from modules import retrieval_trainer  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
@@ -149,13 +150,18 @@ def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
   movies, counts = retrieval_trainer.movie_table(train_files, spec)
   catalogue = {k: v for k, v in movies.items()
                if k in ranking_model.MOVIE_INPUTS}
+  sizes = retrieval_trainer.vocab_sizes(tft_output)
+  optimizer = optimizers.resolve(
+      hparams.optimizer, max(sizes[features.USER_ID],
+                             sizes[features.MOVIE_ID]))
+  logging.info('ranking: optimizer %s', optimizer)
   model = ranking_model.RankingModel(
-      retrieval_trainer.vocab_sizes(tft_output), hparams,
+      sizes, hparams, id_l2_on_rows=optimizer == 'lazy_adam',
       catalogue=catalogue if hparams.relevance_weight > 0 else None,
       catalogue_counts=[counts[m] for m in
                         movies[features.MOVIE_ID].numpy().tolist()],
       rating_range=rating_range(tft_output))
-  model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+  model.compile(optimizer=optimizers.build(optimizer, hparams.learning_rate))
   return model, movies
 
 

@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from modules import features  # noqa: E402
+from modules import optimizers  # noqa: E402
 from modules import retrieval_model  # noqa: E402
 from modules.hparams import RetrievalHParams  # noqa: E402
 
@@ -168,7 +169,12 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
       candidate_probability=sampling_probability_table(counts),
       metrics_candidates=candidates,
       catalogue=_to_sparse(movie_columns))
-  model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
+  sizes = vocab_sizes(tft_output)
+  optimizer = optimizers.resolve(
+      hparams.optimizer, max(sizes[features.USER_ID],
+                             sizes[features.MOVIE_ID]))
+  logging.info('retrieval: optimizer %s', optimizer)
+  model.compile(optimizer=optimizers.build(optimizer, hparams.learning_rate))
   return model
 
 
@@ -254,6 +260,27 @@ QUERY_DEFAULTS = {features.USER_ID: '', features.GENDER: '',
                   features.AGE: 33, features.TIMESTAMP: 0}
 
 
+def validation_dataset(file_pattern, feature_spec, max_examples: int,
+                       batch_size: int = 4096) -> tf.data.Dataset:
+  """The eval split's first `max_examples` examples (0: all), whole
+  batches, read once and kept in memory across epochs.
+
+  Each epoch's top-100 accuracy scores every validation example against
+  the whole catalogue: at ml-25m (eval split of up to 1M ratings, 60K
+  movies) that is minutes per epoch, while early stopping needs only a
+  stable estimate (standard error under 0.002 at 100,000 examples). The
+  eval split's files hold users in no particular order, so the first
+  examples are a sample of users with their whole eval history."""
+  if max_examples < 0:
+    raise ValueError(f'validation_examples must be >= 0 (0 for all), got '
+                     f'{max_examples}')
+  dataset = make_dataset(file_pattern, feature_spec, batch_size,
+                         shuffle=False, seed=0)
+  if max_examples:
+    dataset = dataset.take(-(-max_examples // batch_size)).cache()
+  return dataset
+
+
 def train(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RetrievalHParams
          ) -> Tuple[retrieval_model.RetrievalModel, Dict[str, float]]:
@@ -267,7 +294,8 @@ def train(train_files: List[str], eval_files: List[str],
   model = build_model_from_files(train_files, tft_output, hparams)
   train_ds = make_dataset(train_files, spec, hparams.batch_size,
                           shuffle=True, seed=hparams.seed)
-  eval_ds = make_dataset(eval_files, spec, 4096, shuffle=False, seed=0)
+  eval_ds = validation_dataset(eval_files, spec,
+                               hparams.validation_examples)
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + TOP_100_METRIC, mode='max',
       patience=hparams.early_stopping_patience, restore_best_weights=True)

@@ -14,8 +14,9 @@ def test_defaults_without_overrides():
       'hidden_units': 0, 'normalize': True, 'temperature': 0.1,
       'candidate_bias': True, 'negatives': 'in_batch',
       'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
-      'epochs': 30, 'early_stopping_patience': 3, 'user_history': True, 'history_max': 200,
-      'seed': 42,
+      'optimizer': 'auto', 'epochs': 30, 'early_stopping_patience': 3,
+      'validation_examples': 100_000, 'user_history': True,
+      'history_max': 200, 'seed': 42,
   }
 
   assert dataclasses.asdict(RetrievalHParams.from_config()) == expected

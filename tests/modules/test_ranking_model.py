@@ -243,6 +243,37 @@ def test_train_step_adds_the_regularisation_to_the_loss():
   assert logs['total_loss'][0] == pytest.approx(task + penalty, rel=1e-5)
 
 
+def test_id_l2_on_rows_penalises_the_looked_up_rows_and_keeps_grads_sparse():
+  model = ranking_model.RankingModel(
+      VOCAB_SIZES, RankingHParams(**dict(
+          SMALL, rating_biases=True, relevance_weight=0.0, dropout=0.0,
+          id_l2=0.003, id_l2_per_rating=0.5)),
+      catalogue=_catalogue(), catalogue_counts=[5, 1, 1, 1, 1],
+      id_l2_on_rows=True)
+  batch = _rated(_batch(users=[0, 1], movies=[1, 1]), [4.0, 2.0])
+  model(batch)
+  assert model.losses == []  # No whole-table regularizer.
+  user_table = model.embedding.ids[features.USER_ID].embeddings
+  movie_table = model.embedding.ids[features.MOVIE_ID].embeddings
+  user_table.assign(tf.zeros_like(user_table))
+  movie_table.assign(tf.zeros_like(movie_table))
+  user_table[0, 0].assign(1.0)  # |user 0|^2 = 1
+  movie_table[1, :2].assign([2.0, 1.0])  # |movie 1|^2 = 5
+  model.rating_biases[features.USER_ID].embeddings[1, 0].assign(3.0)  # 9
+  # Rows (0, 1): 1 + 5; (1, 1): 5 + 9; mean 10; weight 0.5.
+  np.testing.assert_allclose(model.id_penalty(batch).numpy(), [6.0, 14.0])
+  task = float(model.rating_task(
+      labels=batch[xf(features.RATING)],
+      predictions=model(batch)['rating']))
+  assert float(model.compute_loss(batch)) == pytest.approx(task + 5.0,
+                                                           rel=1e-5)
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss(batch)
+  grad = tape.gradient(loss, user_table)
+  assert isinstance(grad, tf.IndexedSlices)
+  assert set(grad.indices.numpy().tolist()) == {0, 1}
+
+
 def test_context_features_are_embedded_only_when_asked():
   batch = _batch(users=[0, 1], movies=[1, 2])
   with_context = ranking_model.FeatureEmbedding(

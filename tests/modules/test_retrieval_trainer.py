@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from modules import features, retrieval_trainer  # noqa: E402
@@ -117,3 +118,22 @@ def test_ranking_user_table_keeps_each_users_latest_row(tmp_path):
     assert table[features.USER_ID].numpy().tolist() == [b'u0', b'u1', b'u2']
     assert table[xf(features.USER_ID)].numpy().tolist() == [0, 5, 2]
     assert table[xf(features.TIMESTAMP)].numpy().tolist() == [3.0, 2.0, 0.5]
+
+
+def test_validation_dataset_keeps_the_first_whole_batches(tmp_path):
+  path = _write(tmp_path)
+
+  def times(max_examples, batch_size):
+    dataset = retrieval_trainer.validation_dataset(
+        path, SPEC, max_examples, batch_size=batch_size)
+    return [t for batch in dataset
+            for t in batch[xf(features.TIMESTAMP)].numpy().tolist()]
+
+  everything = [r[-1] for r in RATINGS]
+  assert times(0, 4) == everything
+  # 3 examples asked, batches of 2: two whole batches, 4 examples.
+  assert times(3, 2) == everything[:4]
+  assert times(2, 2) == everything[:2]
+  assert times(100, 4) == everything
+  with pytest.raises(ValueError, match='validation_examples must be >= 0'):
+    retrieval_trainer.validation_dataset(path, SPEC, -1)
