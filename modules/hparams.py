@@ -176,13 +176,33 @@ class RankingHParams(_FromConfig):
       catalogue movies drawn uniformly, `relevance_negatives` per rating.
       It orders the two-stage recommender's top K (see
       modules/ranking_model.py for why a predicted rating alone does not).
+      A heavier relevance task helps both heads (the shared network learns
+      more from the "which movies" signal than from the ratings alone).
+      Measured on ML-100K (test RMSE on the `tfrs` split; MS Recommenders
+      nDCG@10 of the two-stage top 10 with retrieval_weight 5 / 10, the
+      same retrieval model, nDCG@10 0.4262 alone):
+        weight 1 (former default)   RMSE 0.9174   nDCG 0.4417 / 0.4489
+        weight 4                    RMSE 0.9130   nDCG 0.4477 / 0.4516
+        weight 10                   RMSE 0.9157   nDCG 0.4567 / 0.4538
+        weight 20 (default)         RMSE 0.9135   nDCG 0.4603 / 0.4570
+        weight 50                   RMSE 0.9270   nDCG 0.4542 / 0.4540
+      Ordered by the relevance head alone, the top 10 went from nDCG@10
+      0.349 (weight 1) to 0.427 (weight 20), as good as retrieval alone.
+      With weight 20, none of these helped (nDCG@10 at retrieval_weight 5 /
+      10): 8 negatives 0.4550 / 0.4518; id embeddings of 64 0.4536 /
+      0.4569; hidden units 512,128 0.4517 / 0.4521. Nor did giving the
+      network the user's history (mean of the rated movies' embeddings:
+      0.4449 / 0.4496 at weight 1; target attention over it, as in DIN:
+      0.4446 / 0.4481), at 3-15x the training time; nor adding the
+      predicted rating to the ranking score (any weight lowered nDCG).
     relevance_negatives: negatives per rating for the relevance task.
     relevance_negatives_by: 'uniform' (every catalogue movie alike) or
       'popularity' (in proportion to its ratings: harder negatives, closer
       to the retrieval model's candidates).
     batch_size, learning_rate: Adam on the summed losses.
     epochs: maximum epochs; early stopping on the eval split's RMSE may end
-      training sooner (best weights restored).
+      training sooner (best weights restored). With relevance_weight 20,
+      ML-100K's best epoch was the 18th-21st, so 40, not 20.
     early_stopping_patience: epochs without RMSE improvement before it stops.
     seed: weight initialisation, shuffling and negative sampling.
   """
@@ -199,13 +219,13 @@ class RankingHParams(_FromConfig):
   rating_dot: bool = True
   id_l2: float = 0.003
   id_l2_per_rating: float = 0.3
-  relevance_weight: float = 1.0
+  relevance_weight: float = 20.0
   relevance_negatives: int = 4
   relevance_negatives_by: str = 'uniform'
   batch_size: int = 1024
   learning_rate: float = 0.002
   optimizer: str = 'auto'
-  epochs: int = 20
+  epochs: int = 40
   early_stopping_patience: int = 3
   seed: int = 42
 

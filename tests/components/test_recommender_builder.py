@@ -4,6 +4,7 @@ blessed, with a blessing message naming the model that was not."""
 
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
@@ -70,8 +71,10 @@ def test_both_blessed_builds_and_blesses(tmp_path, models):
   loaded = tf.saved_model.load(
       path_utils.serving_model_path(recommender.uri))
   answer = loaded.signatures['serving_default'](user_id=tf.constant(['u1']))
-  # See test_recommender_export: m3 (10), m1 (9); top_k 2.
-  assert answer['movie_ids'].numpy().tolist() == [[b'm3', b'm1']]
+  # See test_recommender_export; the default retrieval weight, 5: m1 0 +
+  # 4.5, m2 1 + 4, m3 5 + 2.5, m4 3 + 0.5 -> m3 (7.5), m2 (5); top_k 2.
+  assert answer['movie_ids'].numpy().tolist() == [[b'm3', b'm2']]
+  np.testing.assert_allclose(answer['scores'].numpy(), [[7.5, 5.0]])
 
 
 @pytest.mark.parametrize('retrieval, ranking, named', [
