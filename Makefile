@@ -56,6 +56,7 @@ bench: setup
 	$(PY) -m movielens.download --dest data/ml-100k
 	$(PY) -m benchmarks.pipeline_scale --sizes $(BENCH_SIZES)
 	$(PY) -m benchmarks.training_throughput
+	$(PY) -m benchmarks.optimizer_steps
 	$(PY) -m benchmarks.index_scaling
 	@# Quality on ML-1M, same protocols, where GroupLens can be reached.
 	@if $(PY) -m movielens.download --dataset ml-1m --dest data/ml-1m; then \
