@@ -204,6 +204,9 @@ class RankingHParams(_FromConfig):
       training sooner (best weights restored). With relevance_weight 20,
       ML-100K's best epoch was the 18th-21st, so 40, not 20.
     early_stopping_patience: epochs without RMSE improvement before it stops.
+    validation_examples: early stopping scores the eval split's first this
+      many examples (whole batches of 4,096; 0 for all), as the retrieval
+      model's: each is scored with its relevance negatives every epoch.
     seed: weight initialisation, shuffling and negative sampling.
   """
   KIND = 'ranking'
@@ -227,6 +230,7 @@ class RankingHParams(_FromConfig):
   optimizer: str = 'auto'
   epochs: int = 40
   early_stopping_patience: int = 3
+  validation_examples: int = 100_000
   seed: int = 42
 
   @property

@@ -180,8 +180,8 @@ def train(train_files: List[str], eval_files: List[str],
   model, movies = build_model(train_files, tft_output, hparams)
   train_ds = retrieval_trainer.make_dataset(
       train_files, spec, hparams.batch_size, shuffle=True, seed=hparams.seed)
-  eval_ds = retrieval_trainer.make_dataset(eval_files, spec, 4096,
-                                           shuffle=False, seed=0)
+  eval_ds = retrieval_trainer.validation_dataset(
+      eval_files, spec, hparams.validation_examples)
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + RMSE_METRIC, mode='min',
       patience=hparams.early_stopping_patience, restore_best_weights=True)
