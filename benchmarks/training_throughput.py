@@ -261,7 +261,7 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int],
     # As modules.ranking_trainer.train builds it.
     hparams = RankingHParams.from_config(hparams_overrides)
     tf.keras.utils.set_random_seed(hparams.seed)
-    built, _ = ranking_trainer.build_model(files, tft_output, hparams)
+    built, _, _ = ranking_trainer.build_model(files, tft_output, hparams)
     seed, batch_size = hparams.seed, hparams.batch_size
   elif model == INPUT:
     seed, built, settings = RetrievalHParams().seed, None, {}

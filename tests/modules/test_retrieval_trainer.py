@@ -52,6 +52,8 @@ def _example(user, movie, index, genres, tokens, year, bucket, time):
       xf(features.RELEASE_YEAR_BUCKET): ints([bucket]),
       xf(features.USER_ID): ints([user]),
       xf(features.TIMESTAMP): floats([time]),
+      features.USER_ID: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[f'u{user}'.encode()])),
   })).SerializeToString()
 
 
@@ -137,3 +139,33 @@ def test_validation_dataset_keeps_the_first_whole_batches(tmp_path):
   assert times(100, 4) == everything
   with pytest.raises(ValueError, match='validation_examples must be >= 0'):
     retrieval_trainer.validation_dataset(path, SPEC, -1)
+
+
+def test_one_scan_builds_the_same_tables_as_one_pass_each(tmp_path):
+  from modules import ranking_trainer  # pylint: disable=g-import-not-at-top
+  path = _write(tmp_path)
+  spec = dict(SPEC, **{features.USER_ID: tf.io.FixedLenFeature([],
+                                                              tf.string)})
+  movies = retrieval_trainer.MovieRows(spec)
+  ratings = retrieval_trainer.RatingColumns(spec)
+  users = ranking_trainer.UserRows(spec)
+  retrieval_trainer.scan(path, [movies, ratings, users], batch_size=4)
+
+  columns, counts = movies.result()
+  assert counts == {b'b': 3, b'a': 2, b'c': 1}
+  assert columns[features.MOVIE_ID].numpy().tolist() == [b'b', b'a', b'c']
+  assert columns[xf(features.GENRES)].to_list() == [[1, 3], [2], []]
+  values, row_splits = ratings.history(4)
+  assert values.tolist() == [1, 2, 1, 2, 3]
+  assert row_splits.tolist() == [0, 2, 4, 5, 5]
+  table = users.result()
+  # Each user's latest rating: u0 at t=3, u1 at t=2, u2 at t=2.
+  assert table[features.USER_ID].numpy().tolist() == [b'u0', b'u1', b'u2']
+  assert table[xf(features.TIMESTAMP)].numpy().tolist() == [3.0, 2.0, 2.0]
+  separate, _ = retrieval_trainer.movie_table(path, spec)
+  for key, column in separate.items():
+    assert (column.to_list() if isinstance(column, tf.RaggedTensor)
+            else column.numpy().tolist()) == (
+                columns[key].to_list()
+                if isinstance(columns[key], tf.RaggedTensor)
+                else columns[key].numpy().tolist())
