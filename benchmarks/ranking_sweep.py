@@ -31,7 +31,6 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -164,21 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{json.dumps(trial["metrics"])} | best epoch '
           f'{trial["best_epoch"]}/{trial["epochs_run"]}, '
           f'{trial["train_seconds"]}s', flush=True)
-  report = {
-      'benchmark': 'ranking_sweep',
-      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
-          timespec='seconds'),
-      'machine': retrieval_quality.machine_info(),
-      'packages': retrieval_quality.package_versions(),
-      'git': retrieval_quality.git_revision(),
-      'protocol': args.protocol, 'seed': args.seed,
-      'pipeline_output': os.path.abspath(args.pipeline_output),
-      'trials': results,
-  }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=2)
-    f.write('\n')
+  retrieval_sweep.write_report('ranking_sweep', args, results)
   print(f'Results: {args.output}', flush=True)
   return 0
 

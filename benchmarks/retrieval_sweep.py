@@ -160,6 +160,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   return args
 
 
+def write_report(benchmark: str, args: argparse.Namespace,
+                 trials: List[Dict[str, Any]]) -> None:
+  """Writes a sweep's trials to `args.output` with machine, versions and
+  commit (shared with benchmarks.ranking_sweep)."""
+  report = {
+      'benchmark': benchmark,
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec='seconds'),
+      'machine': retrieval_quality.machine_info(),
+      'packages': retrieval_quality.package_versions(),
+      'git': retrieval_quality.git_revision(),
+      'protocol': args.protocol, 'seed': args.seed,
+      'pipeline_output': os.path.abspath(args.pipeline_output),
+      'trials': trials,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, 'w', encoding='utf-8') as f:
+    json.dump(report, f, indent=2)
+    f.write('\n')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parse_args(argv)
   dataset = protocols.load_ml100k(args.data_dir)
@@ -178,21 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           + retrieval_quality._format_metrics(metrics)  # pylint: disable=protected-access
           + f' | best epoch {trial["best_epoch"]}/{trial["epochs_run"]}, '
           f'{trial["train_seconds"]}s', flush=True)
-  report = {
-      'benchmark': 'retrieval_sweep',
-      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
-          timespec='seconds'),
-      'machine': retrieval_quality.machine_info(),
-      'packages': retrieval_quality.package_versions(),
-      'git': retrieval_quality.git_revision(),
-      'protocol': args.protocol, 'seed': args.seed,
-      'pipeline_output': os.path.abspath(args.pipeline_output),
-      'trials': results,
-  }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=2)
-    f.write('\n')
+  write_report('retrieval_sweep', args, results)
   print(f'Results: {args.output}', flush=True)
   return 0
 
