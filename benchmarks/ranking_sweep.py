@@ -118,31 +118,12 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--data-dir', default='data/ml-100k',
-                      help='the raw ml-100k folder the protocol splits')
-  parser.add_argument('--protocol', default=protocols.MSREC,
-                      choices=protocols.PROTOCOLS)
-  parser.add_argument('--seed', type=int, default=protocols.DEFAULT_SEED,
-                      help='seed of the split (as in retrieval_quality)')
-  parser.add_argument(
-      '--pipeline-output',
-      default=os.path.join(retrieval_quality.DEFAULT_WORK_DIR, '{protocol}',
-                           'pipeline'),
-      help="output dir of a pipeline run on the protocol's train split")
-  parser.add_argument('--trial', action='append', default=[],
-                      metavar='NAME=VALUE[,NAME=VALUE]',
-                      help="one configuration (repeatable); '' = defaults")
+  parser = retrieval_sweep.sweep_parser(__doc__.split('\n\n')[0],
+                                        DEFAULT_OUTPUT)
   parser.add_argument('--retrieval-weights', default=DEFAULT_WEIGHTS,
                       help='msrec: weights of the retrieval score to score')
-  parser.add_argument('--output', default=DEFAULT_OUTPUT)
-  args = parser.parse_args(argv)
-  args.pipeline_output = args.pipeline_output.format(protocol=args.protocol)
+  args = retrieval_sweep.parse_sweep_args(parser, argv)
   try:
-    args.trials = [retrieval_sweep.parse_trial(t)
-                   for t in args.trial or ['']]
     args.weights = [float(w) for w in args.retrieval_weights.split(',')]
   except ValueError as e:
     parser.error(str(e))

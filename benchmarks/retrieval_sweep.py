@@ -130,9 +130,11 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
                                6)}
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def sweep_parser(description: str, default_output: str
+                ) -> argparse.ArgumentParser:
+  """The arguments every sweep takes (also benchmarks.ranking_sweep's)."""
   parser = argparse.ArgumentParser(
-      description=__doc__.split('\n\n')[0],
+      description=description,
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--data-dir', default='data/ml-100k',
                       help='the raw ml-100k folder the protocol splits')
@@ -148,16 +150,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument('--trial', action='append', default=[],
                       metavar='NAME=VALUE[,NAME=VALUE]',
                       help="one configuration (repeatable); '' = defaults")
-  parser.add_argument('--output', default=DEFAULT_OUTPUT)
+  parser.add_argument('--output', default=default_output)
+  return parser
+
+
+def parse_sweep_args(parser: argparse.ArgumentParser,
+                     argv: Optional[Sequence[str]]) -> argparse.Namespace:
+  """Parses; fills in the protocol's pipeline output and `args.trials`
+  (one trial of the defaults when none is given)."""
   args = parser.parse_args(argv)
   args.pipeline_output = args.pipeline_output.format(protocol=args.protocol)
-  if not args.trial:
-    args.trial = ['']
   try:
-    args.trials = [parse_trial(t) for t in args.trial]
+    args.trials = [parse_trial(t) for t in args.trial or ['']]
   except ValueError as e:
     parser.error(str(e))
   return args
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+  return parse_sweep_args(
+      sweep_parser(__doc__.split('\n\n')[0], DEFAULT_OUTPUT), argv)
 
 
 def write_report(benchmark: str, args: argparse.Namespace,
