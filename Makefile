@@ -55,6 +55,7 @@ BENCH_SIZES ?= ml-100k
 bench: setup
 	$(PY) -m movielens.download --dest data/ml-100k
 	$(PY) -m benchmarks.pipeline_scale --sizes $(BENCH_SIZES)
+	$(PY) -m benchmarks.reading
 	$(PY) -m benchmarks.training_throughput
 	$(PY) -m benchmarks.optimizer_steps
 	$(PY) -m benchmarks.index_scaling

@@ -53,8 +53,8 @@ def make_dataset(file_pattern, feature_spec, batch_size: int,
   (files sorted, or shuffled by `seed`; then records shuffled in a 50,000
   buffer, repeated, batched), but the batches are parsed by
   `tf.io.parse_example` in parallel: the experimental parsing dataset costs
-  about 25 us of CPU per transformed example, 15 times as much
-  (`benchmarks/README.md`, "Reading the training files").
+  28-34 us of CPU per transformed example against 3-7 us here
+  (`python -m benchmarks.reading`).
   """
   patterns = ([file_pattern] if isinstance(file_pattern, (str, bytes))
               else list(file_pattern))
@@ -166,9 +166,10 @@ def scan(file_pattern, readers, batch_size: int = 8192) -> None:
   """Reads the files once, in order, handing every batch to each reader
   (objects with `spec`, the features they parse, and `add(batch)`).
 
-  Reading the records is most of what a table built from the training
-  files costs (about 15 us of CPU per rating: 12.1 s for synthetic 1M's
-  802K training ratings), so the trainers build theirs in one pass.
+  Parsing the records is most of what a table built from the training
+  files costs (about 6 us of CPU per rating with the tables' work;
+  `benchmarks/README.md`, "Reading the training files"), so the trainers
+  build theirs in one pass.
   """
   spec = {}
   for reader in readers:
