@@ -67,7 +67,18 @@ TARGET_SCALING = 1.3  # s per million ratings at 25M vs at 1M
 _PROGRESS_LINE = re.compile(
     r'^\[\s*[\d.]+s\] (?P<component>\S+)\s+(?P<how>done|reused from cache) '
     r'in (?P<seconds>[\d.]+)s')
+# The trainers' progress (modules/training_log.py), also copied to the log.
+_TRAINING_LINE = re.compile(
+    r'^((retrieval|ranking) epoch \d+:|read [\d,]+ training examples )')
 _SUFFIXES = {'K': 10**3, 'M': 10**6, 'G': 10**9}
+
+
+def is_progress_line(line: str) -> bool:
+  """Whether a line of the runner's output goes to the progress log:
+  components' start and end, the trainers' reading and epochs."""
+  line = line.strip()
+  return bool(_PROGRESS_LINE.match(line) or 'started' in line or
+              _TRAINING_LINE.match(line))
 
 
 def parse_size(text: str) -> int:
@@ -233,7 +244,7 @@ def run_pipeline(data_dir: str, output_dir: str, beam_workers: int,
     with TreeSampler(process.pid, interval=sample_seconds) as sampler:
       for line in process.stdout:
         lines.append(line.rstrip('\n'))
-        if _PROGRESS_LINE.match(line.strip()) or 'started' in line:
+        if is_progress_line(line):
           log(f'{label}: {line.strip()}')
       returncode = process.wait()
   wall = time.monotonic() - started

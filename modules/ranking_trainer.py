@@ -25,7 +25,6 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-import time  # noqa: E402
 from typing import Dict, List, Mapping, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
@@ -37,6 +36,7 @@ from modules import features  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import ranking_model  # noqa: E402
 from modules import retrieval_trainer  # noqa: E402
+from modules import training_log  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
 
 _xf = features.transformed_name
@@ -119,23 +119,9 @@ def append_row(columns: Mapping[str, tf.Tensor],
   return {k: tf.concat([columns[k], row[k]], axis=0) for k in columns}
 
 
-class _EpochLog(tf.keras.callbacks.Callback):
-  """One line per epoch on stdout and in the logs: time, losses, RMSE."""
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._started = time.time()
-
-  def on_epoch_end(self, epoch, logs=None):
-    logs = logs or {}
-    nan = float('nan')
-    line = (f'ranking epoch {epoch + 1}: {time.time() - self._started:.1f}s'
-            f' loss {logs.get("loss", nan):.4f}'
-            f' rmse {logs.get("rmse", nan):.4f}'
-            f' val rmse {logs.get("val_rmse", nan):.4f}'
-            f' val mae {logs.get("val_mae", nan):.4f}'
-            f' val relevance auc {logs.get("val_relevance_auc", nan):.4f}')
-    print(line, flush=True)
-    logging.info(line)
+EPOCH_METRICS = (('loss', 'loss', 4), ('rmse', 'rmse', 4),
+                 ('val rmse', 'val_rmse', 4), ('val mae', 'val_mae', 4),
+                 ('val relevance auc', 'val_relevance_auc', 4))
 
 
 def rating_range(tft_output: tft.TFTransformOutput) -> Tuple[float, float]:
@@ -200,8 +186,10 @@ def train(train_files: List[str], eval_files: List[str],
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + RMSE_METRIC, mode='min',
       patience=hparams.early_stopping_patience, restore_best_weights=True)
+  progress = training_log.TrainingLog('ranking', hparams.batch_size,
+                                      EPOCH_METRICS)
   history = model.fit(train_ds, validation_data=eval_ds,
-                      epochs=hparams.epochs, callbacks=[stop, _EpochLog()],
+                      epochs=hparams.epochs, callbacks=[stop, progress],
                       verbose=0)
   scores = history.history['val_' + RMSE_METRIC]
   best = int(np.argmin(scores))

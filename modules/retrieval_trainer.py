@@ -30,6 +30,7 @@ import tensorflow_transform as tft  # noqa: E402
 from modules import features  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import retrieval_model  # noqa: E402
+from modules import training_log  # noqa: E402
 from modules.hparams import RetrievalHParams  # noqa: E402
 
 _xf = features.transformed_name
@@ -162,6 +163,14 @@ class RatingColumns:
                                        max_per_user=max_per_user)
 
 
+def batch_rows(batch: Mapping[str, tf.Tensor]) -> int:
+  """Number of examples in a parsed batch."""
+  value = next(iter(batch.values()))
+  if isinstance(value, tf.SparseTensor):
+    return int(value.dense_shape[0])
+  return int(tf.shape(value)[0])
+
+
 def scan(file_pattern, readers, batch_size: int = 8192) -> None:
   """Reads the files once, in order, handing every batch to each reader
   (objects with `spec`, the features they parse, and `add(batch)`).
@@ -176,9 +185,16 @@ def scan(file_pattern, readers, batch_size: int = 8192) -> None:
     spec.update(reader.spec)
   dataset = make_dataset(file_pattern, spec, batch_size, shuffle=False,
                          seed=0)
+  started, examples = time.monotonic(), 0
   for batch in dataset:
     for reader in readers:
       reader.add(batch)
+    examples += batch_rows(batch)
+  seconds = time.monotonic() - started
+  training_log.write(
+      f'read {examples:,} training examples for '
+      f'{", ".join(type(r).__name__ for r in readers)} in {seconds:.1f}s '
+      f'({examples / max(seconds, 1e-9):,.0f} examples/s)')
 
 
 def movie_table(file_pattern, feature_spec, batch_size: int = 8192
@@ -264,20 +280,10 @@ def build_model_from_files(train_files: List[str],
   return build_model(tft_output, hparams, movie_columns, counts, history)
 
 
-class _EpochLog(tf.keras.callbacks.Callback):
-  """One line per epoch on stdout and in the logs: time, loss, accuracy."""
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._started = time.time()
-
-  def on_epoch_end(self, epoch, logs=None):
-    logs = logs or {}
-    line = (f'retrieval epoch {epoch + 1}: {time.time() - self._started:.1f}s'
-            f' loss {logs.get("loss", float("nan")):.2f}'
-            f' val top-10 {logs.get("val_factorized_top_k/top_10_categorical_accuracy", float("nan")):.4f}'
-            f' val top-100 {logs.get("val_" + TOP_100_METRIC, float("nan")):.4f}')
-    print(line, flush=True)
-    logging.info(line)
+EPOCH_METRICS = (
+    ('loss', 'loss', 2),
+    ('val top-10', 'val_factorized_top_k/top_10_categorical_accuracy', 4),
+    ('val top-100', 'val_' + TOP_100_METRIC, 4))
 
 
 def _parse_fn(raw_spec, keys, defaults):
@@ -366,8 +372,10 @@ def train(train_files: List[str], eval_files: List[str],
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + TOP_100_METRIC, mode='max',
       patience=hparams.early_stopping_patience, restore_best_weights=True)
+  progress = training_log.TrainingLog('retrieval', hparams.batch_size,
+                                      EPOCH_METRICS)
   history = model.fit(train_ds, validation_data=eval_ds,
-                      epochs=hparams.epochs, callbacks=[stop, _EpochLog()],
+                      epochs=hparams.epochs, callbacks=[stop, progress],
                       verbose=0)
   scores = history.history['val_' + TOP_100_METRIC]
   best = int(np.argmax(scores))

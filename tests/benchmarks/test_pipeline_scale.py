@@ -127,3 +127,18 @@ def test_git_commit_names_the_checkout_or_none(tmp_path):
   commit = report.git_commit()
   assert commit is not None and re.fullmatch('[0-9a-f]{40}', commit)
   assert report.git_commit(str(tmp_path)) is None
+
+
+@pytest.mark.parametrize('line, expected', [
+    ('[  12.3s] Transform              done in 8.1s', True),
+    ('[   0.0s] Transform              started', True),
+    ('retrieval epoch 1: 1,200 batches, 614,400 examples, 10,523 '
+     'examples/s, loss 812.3100', True),
+    ('ranking epoch 12: 3.4s loss 8.9890 rmse 0.8654', True),
+    ('read 4,012,426 training examples for MovieRows, UserRows in 61.0s '
+     '(65,777 examples/s)', True),
+    ('INFO absl: Training model.', False),
+    ('the retrieval epoch was long', False),
+])
+def test_progress_lines_go_to_the_log(line, expected):
+  assert ps.is_progress_line(line) is expected

@@ -221,3 +221,15 @@ def test_make_dataset_takes_one_pattern_and_names_a_missing_one(tmp_path):
   missing = str(tmp_path / 'nothing-*')
   with pytest.raises(FileNotFoundError, match='nothing-'):
     retrieval_trainer.make_dataset(missing, SPEC, 4, False, 0)
+
+
+def test_scan_reports_what_it_read(tmp_path, capsys):
+  _write_shards(tmp_path, shards=2, per_shard=5)
+  movies = retrieval_trainer.MovieRows(SPEC)
+  ratings = retrieval_trainer.RatingColumns(SPEC)
+  retrieval_trainer.scan(str(tmp_path / 'part-*'), [movies, ratings],
+                         batch_size=4)
+  line = capsys.readouterr().out.strip().splitlines()[-1]
+  assert line.startswith('read 10 training examples for MovieRows, '
+                         'RatingColumns in ')
+  assert len(movies.result()[1]) == 10
