@@ -13,9 +13,9 @@ factorisation over the same data as the anchor.
    inherits another's warm caches (AutoGraph converts each function once
    per process; see below), for `--epochs` epochs over the train split,
    without validation:
-   - `retrieval`: built by `modules.retrieval_trainer` (`movie_table`,
-     `training_history`, `build_model`, `make_dataset`) as its `train`
-     builds it, default `RetrievalHParams`;
+   - `retrieval`: built by `modules.retrieval_trainer`
+     (`build_model_from_files`, `make_dataset`) as its `train` builds it,
+     default `RetrievalHParams`;
    - `ranking`: `modules.ranking_model.RankingModel` built from the same
      pieces as `modules.ranking_trainer.train` (which has no separate
      build function), default `RankingHParams`;

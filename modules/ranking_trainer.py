@@ -86,14 +86,6 @@ class UserRows:
             for k, spec in self.spec.items()}
 
 
-def user_table(file_pattern, feature_spec, batch_size: int = 8192
-              ) -> Dict[str, tf.Tensor]:
-  """`UserRows` of the files, read on their own."""
-  users = UserRows(feature_spec)
-  retrieval_trainer.scan(file_pattern, [users], batch_size)
-  return users.result()
-
-
 def default_row(columns: Mapping[str, tf.Tensor],
                 tft_output: tft.TFTransformOutput) -> Dict[str, tf.Tensor]:
   """A row for an unknown user or movie: vocabulary features in their OOV
@@ -206,8 +198,8 @@ class RankingExport(tf.Module):
                tft_output: tft.TFTransformOutput,
                users: Mapping[str, tf.Tensor],
                movies: Mapping[str, tf.Tensor]):
-    """Args: the model; Transform's output; `user_table` and
-    `retrieval_trainer.movie_table` columns (raw ids under USER_ID /
+    """Args: the model; Transform's output; `UserRows` and
+    `retrieval_trainer.MovieRows` results (raw ids under USER_ID /
     MOVIE_ID)."""
     super().__init__()
     self.model = model

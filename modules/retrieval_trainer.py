@@ -127,7 +127,10 @@ class MovieRows:
       self._rows[ids[i]] = {key: values[key][j] for key in values}
 
   def result(self) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int]]:
-    """(columns, counts), as `movie_table` returns them."""
+    """(columns, counts): columns is a feature dict with one row per
+    distinct movie (in order of first occurrence in the files), ready for
+    `Dataset.from_tensor_slices` (multivalent features as RaggedTensors);
+    counts maps movie id to its number of examples."""
     columns = {}
     for key, spec in self.spec.items():
       column = [row[key] for row in self._rows.values()]
@@ -195,31 +198,6 @@ def scan(file_pattern, readers, batch_size: int = 8192) -> None:
       f'read {examples:,} training examples for '
       f'{", ".join(type(r).__name__ for r in readers)} in {seconds:.1f}s '
       f'({examples / max(seconds, 1e-9):,.0f} examples/s)')
-
-
-def movie_table(file_pattern, feature_spec, batch_size: int = 8192
-               ) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int]]:
-  """One transformed-feature row per movie in the files, and rating counts.
-
-  Returns:
-    (columns, counts): columns is a feature dict with one row per distinct
-    movie (in order of first occurrence in the files), ready for
-    `Dataset.from_tensor_slices` (multivalent features as RaggedTensors);
-    counts maps movie id to its number of examples.
-  """
-  movies = MovieRows(feature_spec)
-  scan(file_pattern, [movies], batch_size)
-  return movies.result()
-
-
-def training_history(file_pattern, feature_spec, num_users: int,
-                     max_per_user: int = 0):
-  """(values, row_splits) of every user's training movies (the newest
-  `max_per_user` of each, 0 for all), for `retrieval_model.UserHistory`;
-  read a batch at a time as int arrays."""
-  ratings = RatingColumns(feature_spec)
-  scan(file_pattern, [ratings])
-  return ratings.history(num_users, max_per_user)
 
 
 def _to_sparse(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:

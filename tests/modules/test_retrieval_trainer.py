@@ -65,11 +65,18 @@ def _write(tmp_path):
   return path
 
 
+def _read(path, reader, batch_size=8192):
+  """The reader after one `scan` of the file."""
+  retrieval_trainer.scan(path, [reader], batch_size)
+  return reader
+
+
 def test_movie_table_first_rows_in_order_and_counts_across_batches(tmp_path):
   path = _write(tmp_path)
   # Batches of 2 split the movies' occurrences over several batches.
   for batch_size in (2, 8192):
-    columns, counts = retrieval_trainer.movie_table(path, SPEC, batch_size)
+    columns, counts = _read(path, retrieval_trainer.MovieRows(SPEC),
+                            batch_size).result()
     assert counts == {b'b': 3, b'a': 2, b'c': 1}
     # One row per movie, in order of first occurrence: b, a, c.
     assert columns[features.MOVIE_ID].numpy().tolist() == [b'b', b'a', b'c']
@@ -86,10 +93,11 @@ def test_training_history_keeps_each_users_newest_movies(tmp_path):
   path = _write(tmp_path)
   # User 0 rated b (t=3, and t=1) and a (t=2); user 1 a (t=1), b (t=2);
   # user 2 c. With a cap of 1: user 0 -> b, user 1 -> b, user 2 -> c.
-  values, row_splits = retrieval_trainer.training_history(path, SPEC, 4, 1)
+  ratings = _read(path, retrieval_trainer.RatingColumns(SPEC))
+  values, row_splits = ratings.history(4, 1)
   assert values.tolist() == [2, 2, 3]
   assert row_splits.tolist() == [0, 1, 2, 3, 3]
-  values, row_splits = retrieval_trainer.training_history(path, SPEC, 4)
+  values, row_splits = ratings.history(4)
   assert values.tolist() == [1, 2, 1, 2, 3]
   assert row_splits.tolist() == [0, 2, 4, 5, 5]
 
@@ -116,7 +124,7 @@ def test_ranking_user_table_keeps_each_users_latest_row(tmp_path):
           xf(features.USER_ID): tf.io.FixedLenFeature([], tf.int64),
           xf(features.TIMESTAMP): tf.io.FixedLenFeature([], tf.float32)}
   for batch_size in (2, 8192):
-    table = ranking_trainer.user_table(path, spec, batch_size)
+    table = _read(path, ranking_trainer.UserRows(spec), batch_size).result()
     assert table[features.USER_ID].numpy().tolist() == [b'u0', b'u1', b'u2']
     assert table[xf(features.USER_ID)].numpy().tolist() == [0, 5, 2]
     assert table[xf(features.TIMESTAMP)].numpy().tolist() == [3.0, 2.0, 0.5]
@@ -162,7 +170,7 @@ def test_one_scan_builds_the_same_tables_as_one_pass_each(tmp_path):
   # Each user's latest rating: u0 at t=3, u1 at t=2, u2 at t=2.
   assert table[features.USER_ID].numpy().tolist() == [b'u0', b'u1', b'u2']
   assert table[xf(features.TIMESTAMP)].numpy().tolist() == [3.0, 2.0, 2.0]
-  separate, _ = retrieval_trainer.movie_table(path, spec)
+  separate, _ = _read(path, retrieval_trainer.MovieRows(spec)).result()
   for key, column in separate.items():
     assert (column.to_list() if isinstance(column, tf.RaggedTensor)
             else column.numpy().tolist()) == (
