@@ -57,13 +57,21 @@ class RetrievalHParams(_FromConfig):
       MS Recommenders nDCG@10 on ML-100K fell from 0.426 to 0.078
       (`benchmarks.retrieval_sweep --trial logq_correction=false`).
     batch_size: training batch (with in-batch negatives, also their number).
+      MS Recommenders nDCG@10 on ML-100K (benchmarks/results/
+      retrieval_sweep_5.json): 64 / 128 / 256 gave 0.438 / 0.440 / 0.435
+      against 0.426 for 512 at seed 42, but 128 gave 0.419 / 0.415 at
+      seeds 1 / 2 (512: 0.429 / 0.407): a mean of 0.425 against 0.421,
+      within the seed-to-seed noise, so 512 stays (fewer, cheaper steps).
     learning_rate: Adam's learning rate.
     optimizer: 'lazy_adam' (Adam, but a step updates only the embedding
       rows its batch looked up: its cost follows the batch, not the
       vocabulary), 'adam' (Keras' Adam: every row of every table at every
       step) or 'auto' (Adam below 20,000 users, lazy from there; see
       modules/optimizers.py for the figures).
-    epochs: maximum epochs; early stopping may end training sooner.
+    epochs: maximum epochs; early stopping may end training sooner. On
+      ML-100K the best epoch is the 2nd, and the model then overfits fast:
+      kept to the last epoch of 3 / 5 / 8 / 12, nDCG@10 0.423 / 0.398 /
+      0.319 / 0.181 (benchmarks/README.md, "Where the gap to 0.48 is").
     early_stopping_patience: epochs without improvement of the eval split's
       top-100 accuracy before training stops (best weights restored).
     validation_examples: early stopping scores the first this many
