@@ -96,6 +96,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
   parser.add_argument(
       '--no-ranking', action='store_true',
       help='retrieval only: leave out the ranking model and the recommender')
+  parser.add_argument(
+      '--no-refit', action='store_true',
+      help='serve the early-stopped models instead of refitting them on '
+      'train + eval (README, "What is evaluated and what is served")')
   parser.add_argument('--no-cache', action='store_true',
                       help='rerun every component even when unchanged')
   parser.add_argument('--verbose', action='store_true',
@@ -188,6 +192,8 @@ def main(argv: Optional[List[str]] = None) -> int:
       min_lift_over_popularity=args.min_lift_over_popularity,
       max_regression=args.max_regression,
       ranking_run_fn=None if args.no_ranking else configs.RANKING_RUN_FN,
+      retrieval_refit_fn=None if args.no_refit else configs.RETRIEVAL_REFIT_FN,
+      ranking_refit_fn=None if args.no_refit else configs.RANKING_REFIT_FN,
       ranking_hparams=args.ranking_hparams,
       max_rmse=args.max_rmse,
       max_rmse_increase=args.max_rmse_increase,

@@ -9,8 +9,9 @@ outputs of a pipeline run that `benchmarks.retrieval_quality` (or
 `ranking_quality`) made on the protocol's training split, so a trial costs
 only training. For each `--trial` (comma-separated NAME=VALUE overrides of
 `modules.hparams.RankingHParams`) it trains with
-`modules.ranking_trainer.train`, exports the ranking servable as the
-Trainer does, and scores it through its signatures:
+`modules.ranking_trainer.train` (then `refit` on train + eval, as the
+pipeline's RankingRefit does, unless `--no-refit`), exports the ranking
+servable as the Trainer does, and scores it through its signatures:
 
   tfrs   RMSE of `serving_default`'s rating on the test ratings;
   msrec  the pushed retrieval servable's top 100 per test user (from the
@@ -64,11 +65,13 @@ def reorder(movie_ids: np.ndarray, retrieval_scores: np.ndarray,
 
 def run_trial(overrides: Mapping[str, str], pipeline_output: str,
               protocol: str, split: protocols.Split,
-              weights: Sequence[float]) -> Dict[str, Any]:
-  """Trains one configuration and scores it under the protocol."""
+              weights: Sequence[float], refit: bool = True) -> Dict[str, Any]:
+  """Trains one configuration (refit on train + eval after early stopping,
+  as the pipeline serves it, unless `refit` is False) and scores it under
+  the protocol."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from modules import ranking_trainer  # pylint: disable=g-import-not-at-top
+  from modules import ranking_trainer, retrieval_trainer  # pylint: disable=g-import-not-at-top
   from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
 
   hparams = RankingHParams.from_config(overrides)
@@ -76,15 +79,24 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
       pipeline_output, 'Transform', 'transformed_examples')
   tft_output = tft.TFTransformOutput(retrieval_sweep.latest_artifact_dir(
       pipeline_output, 'Transform', 'transform_graph'))
+  train_files = sorted(glob.glob(os.path.join(transformed, 'Split-train',
+                                              '*.gz')))
+  eval_files = sorted(glob.glob(os.path.join(transformed, 'Split-eval',
+                                             '*.gz')))
   start = time.monotonic()
   model, metrics, movies, users = ranking_trainer.train(
-      sorted(glob.glob(os.path.join(transformed, 'Split-train', '*.gz'))),
-      sorted(glob.glob(os.path.join(transformed, 'Split-eval', '*.gz'))),
-      tft_output, hparams)
+      train_files, eval_files, tft_output, hparams)
+  refit_epochs = 0
+  if refit:  # As the pipeline serves it (RankingRefit).
+    refit_epochs = retrieval_trainer.refit_epochs(
+        metrics['best_epoch'], hparams.refit_extra_epochs)
+    model, movies, users = ranking_trainer.refit(
+        train_files, eval_files, tft_output, hparams, refit_epochs)
   result: Dict[str, Any] = {
       'train_seconds': round(time.monotonic() - start, 1),
       'best_epoch': metrics['best_epoch'],
       'epochs_run': metrics['epochs_run'],
+      'refit_epochs': refit_epochs,
       'val_rmse': round(metrics['val_rmse'], 6)}
   with tempfile.TemporaryDirectory() as export_dir:
     ranking_trainer.save(ranking_trainer.RankingExport(
@@ -137,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   results = []
   for overrides in args.trials:
     trial = run_trial(overrides, args.pipeline_output, args.protocol, split,
-                      args.weights)
+                      args.weights, refit=not args.no_refit)
     trial['overrides'] = overrides
     results.append(trial)
     print(f'[sweep] {overrides or "defaults"}: '

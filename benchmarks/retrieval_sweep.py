@@ -8,8 +8,9 @@ Reuses the ExampleGen and Transform outputs of a pipeline run that
 `benchmarks.retrieval_quality` made on the protocol's training split (its
 `--work-dir`), so a trial costs only training: for each `--trial` (comma-
 separated NAME=VALUE overrides of `modules.hparams.RetrievalHParams`) it
-trains with `modules.retrieval_trainer.train`, exports the towers as the
-Trainer does, builds the servable exactly as the RetrievalIndexer does, and
+trains with `modules.retrieval_trainer.train` (then `refit` on train +
+eval, as the pipeline's RetrievalRefit does, unless `--no-refit`),
+exports the towers as the Trainer does, builds the servable exactly as the RetrievalIndexer does, and
 scores its `serving_default` answers on the protocol's test ratings. The
 defaults in `modules/hparams.py` were chosen this way; the JSON it writes
 (`--output`) records every trial.
@@ -75,10 +76,11 @@ def _examples(uri: str, splits: Sequence[str]):
 
 
 def run_trial(overrides: Mapping[str, str], pipeline_output: str,
-              user_ids: Sequence[str], k: int, exclude_seen: bool
-             ) -> Dict[str, Any]:
-  """Trains one configuration; returns its served top k per user, with
-  training figures."""
+              user_ids: Sequence[str], k: int, exclude_seen: bool,
+              refit: bool = True) -> Dict[str, Any]:
+  """Trains one configuration (refit on train + eval after early stopping,
+  as the pipeline serves it, unless `refit` is False); returns its served
+  top k per user, with training figures."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   from components.retrieval_indexer import executor as indexer  # pylint: disable=g-import-not-at-top
@@ -95,23 +97,27 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
       pipeline_output, 'MovieLensExampleGen', 'movies'), ['catalog'])
   tft_output = tft.TFTransformOutput(graph)
 
+  train_files = sorted(glob.glob(os.path.join(transformed, 'Split-train',
+                                              '*.gz')))
+  eval_files = sorted(glob.glob(os.path.join(transformed, 'Split-eval',
+                                             '*.gz')))
   start = time.monotonic()
-  model, metrics = retrieval_trainer.train(
-      sorted(glob.glob(os.path.join(transformed, 'Split-train', '*.gz'))),
-      sorted(glob.glob(os.path.join(transformed, 'Split-eval', '*.gz'))),
-      tft_output, hparams)
+  model, metrics = retrieval_trainer.train(train_files, eval_files,
+                                           tft_output, hparams)
+  refit_epochs = 0
+  if refit:  # As the pipeline serves it (RetrievalRefit).
+    refit_epochs = retrieval_trainer.refit_epochs(
+        metrics['best_epoch'], hparams.refit_extra_epochs)
+    model = retrieval_trainer.refit(train_files, eval_files, tft_output,
+                                    hparams, refit_epochs)
   train_seconds = time.monotonic() - start
   with tempfile.TemporaryDirectory() as towers_dir:
-    export = retrieval_trainer.TowersExport(model, tft_output,
-                                            retrieval_trainer.QUERY_DEFAULTS)
-    tf.saved_model.save(export, towers_dir, signatures={
-        'query_embedding': export.query_embedding,
-        'candidate_embedding': export.candidate_embedding})
+    retrieval_trainer.save_towers(model, tft_output, towers_dir)
     towers = tf.saved_model.load(towers_dir)
     movie_examples, movie_ids, titles = indexer.read_catalogue(movies)
     rows = {m: i for i, m in enumerate(movie_ids)}
-    users, examples, train_seen, eval_seen = indexer.read_history(ratings,
-                                                                  rows)
+    users, examples, train_seen, eval_seen = indexer.read_history(
+        ratings, rows, ('train', 'eval') if refit else ('train',))
     servable = retrieval_export.RetrievalServable(
         towers, movie_ids, titles,
         retrieval_export.embed_catalogue(towers, movie_examples), users,
@@ -126,6 +132,7 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
   return {'recs': recs, 'train_seconds': round(train_seconds, 1),
           'best_epoch': metrics['best_epoch'],
           'epochs_run': metrics['epochs_run'],
+          'refit_epochs': refit_epochs,
           'val_top_100': round(metrics['val_' + retrieval_trainer.TOP_100_METRIC],
                                6)}
 
@@ -150,6 +157,9 @@ def sweep_parser(description: str, default_output: str
   parser.add_argument('--trial', action='append', default=[],
                       metavar='NAME=VALUE[,NAME=VALUE]',
                       help="one configuration (repeatable); '' = defaults")
+  parser.add_argument('--no-refit', action='store_true',
+                      help='serve the early-stopped model, not its refit on '
+                      'train + eval (as runner_local.py --no-refit)')
   parser.add_argument('--output', default=default_output)
   return parser
 
@@ -202,7 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   results: List[Dict[str, Any]] = []
   for overrides in args.trials:
     trial = run_trial(overrides, args.pipeline_output, users, k,
-                      protocols.EXCLUDE_SEEN[args.protocol])
+                      protocols.EXCLUDE_SEEN[args.protocol],
+                      refit=not args.no_refit)
     metrics = protocols.evaluate(args.protocol, split.test, trial.pop('recs'))
     trial.update(overrides=overrides,
                  metrics={m: round(v, 6) for m, v in metrics.items()})

@@ -277,16 +277,67 @@ def save(export: RankingExport, export_dir: str) -> None:
   tf.saved_model.save(export, export_dir, signatures=export.signatures())
 
 
-def run_fn(fn_args) -> None:
-  """TFX Trainer entry point: read, build, fit, export."""
+def refit(train_files: List[str], eval_files: List[str],
+          tft_output: tft.TFTransformOutput, hparams: RankingHParams,
+          epochs: int) -> Tuple[ranking_model.RankingModel,
+                                Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
+  """(a fresh model, same seed, fitted on train + eval for `epochs` epochs
+  with its final weights; the movie table and the user table of train +
+  eval). Nothing is held out, so no validation metric."""
+  tf.keras.utils.set_random_seed(hparams.seed)
+  files = list(train_files) + list(eval_files)
+  model, movies, users = build_model(files, tft_output, hparams)
+  dataset = retrieval_trainer.make_dataset(
+      files, tft_output.transformed_feature_spec(), hparams.batch_size,
+      shuffle=True, seed=hparams.seed)
+  training_log.write(f'ranking refit on train + eval for {epochs} epoch(s)')
+  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
+      training_log.TrainingLog('ranking refit', hparams.batch_size,
+                               EPOCH_METRICS[:2])])
+  return model, movies, users
+
+
+def _hparams(fn_args) -> RankingHParams:
   hparams = RankingHParams.from_config(
       (fn_args.custom_config or {}).get('hparams'))
+  # A bad value fails now, not after training.
+  retrieval_trainer.refit_epochs(1, hparams.refit_extra_epochs)
   logging.info('ranking hyper-parameters: %s', hparams)
+  return hparams
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point: read, build, fit with early stopping on the
+  eval RMSE, export; the best epoch and its metrics go to the model's
+  training summary, for `refit_fn`."""
+  hparams = _hparams(fn_args)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics, movies, users = train(
       fn_args.train_files, fn_args.eval_files, tft_output, hparams)
-  print(f'ranking: best epoch {metrics["best_epoch"]} of '
-        f'{metrics["epochs_run"]}, val RMSE {metrics["val_rmse"]:.4f}, '
-        f'val MAE {metrics["val_mae"]:.4f}', flush=True)
+  training_log.write(
+      f'ranking: best epoch {metrics["best_epoch"]} of '
+      f'{metrics["epochs_run"]}, val RMSE {metrics["val_rmse"]:.4f}, '
+      f'val MAE {metrics["val_mae"]:.4f}')
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
+  retrieval_trainer.write_summary(fn_args.serving_model_dir, metrics)
+
+
+def refit_fn(fn_args) -> None:
+  """TFX Trainer entry point of the refit (`RankingRefit`): a fresh model on
+  train + eval for the base model's best epoch + `refit_extra_epochs`, its
+  user and movie tables from train + eval too. The early-stopped model
+  (`base_model`, from `run_fn`) is what TFMA evaluates and blesses; this one
+  is pushed and used by the recommender (`RankingHParams.refit_extra_epochs`).
+  """
+  hparams = _hparams(fn_args)
+  epochs = retrieval_trainer.refit_epochs(
+      retrieval_trainer.read_best_epoch(fn_args.base_model),
+      hparams.refit_extra_epochs)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  model, movies, users = refit(fn_args.train_files, fn_args.eval_files,
+                               tft_output, hparams, epochs)
+  save(RankingExport(model, tft_output, users, movies),
+       fn_args.serving_model_dir)
+  retrieval_trainer.write_summary(fn_args.serving_model_dir,
+                                  {'refit_epochs': epochs})

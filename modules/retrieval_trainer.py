@@ -19,8 +19,9 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import json  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, List, Mapping, Tuple  # noqa: E402
+from typing import Dict, List, Mapping, Optional, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
@@ -363,21 +364,119 @@ def train(train_files: List[str], eval_files: List[str],
   return model, metrics
 
 
-def run_fn(fn_args) -> None:
-  """TFX Trainer entry point: read, build, fit, export."""
-  hparams = RetrievalHParams.from_config(
-      (fn_args.custom_config or {}).get('hparams'))
-  logging.info('retrieval hyper-parameters: %s', hparams)
-  tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  model, metrics = train(fn_args.train_files, fn_args.eval_files, tft_output,
-                         hparams)
-  print(f'retrieval: best epoch {metrics["best_epoch"]} of '
-        f'{metrics["epochs_run"]}, val top-100 accuracy '
-        f'{metrics["val_" + TOP_100_METRIC]:.4f}', flush=True)
+# Written beside the Trainer's Format-Serving folder (in the Model
+# artifact): the early-stopped run's best epoch and its eval metrics, which
+# the refit Trainer reads through its `base_model` input.
+TRAINING_SUMMARY = 'training_summary.json'
+
+
+def write_summary(serving_model_dir: str, metrics: Mapping[str, float]
+                 ) -> None:
+  """Writes `metrics` (with 'best_epoch') as the model's training summary."""
+  path = os.path.join(os.path.dirname(serving_model_dir.rstrip('/')),
+                      TRAINING_SUMMARY)
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(dict(metrics), f, indent=2, sort_keys=True)
+
+
+def read_best_epoch(base_model_dir: Optional[str]) -> int:
+  """The best epoch of the early-stopped model whose serving SavedModel is
+  at `base_model_dir` (the refit Trainer's `fn_args.base_model`)."""
+  if not base_model_dir:
+    raise ValueError('The refit Trainer needs the early-stopped Trainer\'s '
+                     'model as its base_model input.')
+  path = os.path.join(os.path.dirname(base_model_dir.rstrip('/')),
+                      TRAINING_SUMMARY)
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      summary = json.load(f)
+  except tf.errors.NotFoundError:
+    raise FileNotFoundError(
+        f'{path}: no training summary; the base_model must come from a '
+        'Trainer running modules.*_trainer.run_fn') from None
+  best = summary.get('best_epoch')
+  if not isinstance(best, int) or best < 1:
+    raise ValueError(f'{path}: best_epoch must be a positive integer, got '
+                     f'{best!r}')
+  return best
+
+
+def refit_epochs(best_epoch: int, extra_epochs: int) -> int:
+  """Epochs of the refit: the early-stopped run's best epoch + extra."""
+  if extra_epochs < 0:
+    raise ValueError(f'refit_extra_epochs must be >= 0, got {extra_epochs}')
+  return int(best_epoch) + extra_epochs
+
+
+def refit(train_files: List[str], eval_files: List[str],
+          tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
+          epochs: int) -> retrieval_model.RetrievalModel:
+  """A fresh model (same seed) fitted on train + eval for `epochs` epochs,
+  final weights: movie table, sampling probabilities and user history
+  include the eval split's ratings. Nothing is held out, so no metric."""
+  tf.keras.utils.set_random_seed(hparams.seed)
+  files = list(train_files) + list(eval_files)
+  model = build_model_from_files(files, tft_output, hparams)
+  dataset = make_dataset(files, tft_output.transformed_feature_spec(),
+                         hparams.batch_size, shuffle=True, seed=hparams.seed)
+  training_log.write(f'retrieval refit on train + eval for {epochs} '
+                     f'epoch(s)')
+  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
+      training_log.TrainingLog('retrieval refit', hparams.batch_size,
+                               EPOCH_METRICS[:1])])
+  return model
+
+
+def save_towers(model: retrieval_model.RetrievalModel,
+                tft_output: tft.TFTransformOutput, export_dir: str) -> None:
+  """Saves the towers with the `query_embedding` and `candidate_embedding`
+  signatures."""
   export = TowersExport(model, tft_output, QUERY_DEFAULTS)
   tf.saved_model.save(
-      export, fn_args.serving_model_dir,
+      export, export_dir,
       signatures={
           'query_embedding': export.query_embedding,
           'candidate_embedding': export.candidate_embedding,
       })
+
+
+def _hparams(fn_args) -> RetrievalHParams:
+  hparams = RetrievalHParams.from_config(
+      (fn_args.custom_config or {}).get('hparams'))
+  refit_epochs(1, hparams.refit_extra_epochs)  # A bad value fails now.
+  logging.info('retrieval hyper-parameters: %s', hparams)
+  return hparams
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point: read, build, fit with early stopping on the
+  eval split, export; the best epoch and its metrics go to the model's
+  training summary, for `refit_fn`."""
+  hparams = _hparams(fn_args)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  model, metrics = train(fn_args.train_files, fn_args.eval_files, tft_output,
+                         hparams)
+  training_log.write(
+      f'retrieval: best epoch {metrics["best_epoch"]} of '
+      f'{metrics["epochs_run"]}, val top-100 accuracy '
+      f'{metrics["val_" + TOP_100_METRIC]:.4f}')
+  save_towers(model, tft_output, fn_args.serving_model_dir)
+  write_summary(fn_args.serving_model_dir, metrics)
+
+
+def refit_fn(fn_args) -> None:
+  """TFX Trainer entry point of the refit (`RetrievalRefit`): a fresh model
+  on train + eval for the base model's best epoch + `refit_extra_epochs`.
+
+  The early-stopped model (`base_model`, from `run_fn`) is what the
+  RetrievalEvaluator measures, on an eval split it has not seen; this one
+  is what is indexed and served (`RetrievalHParams.refit_extra_epochs`).
+  """
+  hparams = _hparams(fn_args)
+  epochs = refit_epochs(read_best_epoch(fn_args.base_model),
+                        hparams.refit_extra_epochs)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,
+                epochs)
+  save_towers(model, tft_output, fn_args.serving_model_dir)
+  write_summary(fn_args.serving_model_dir, {'refit_epochs': epochs})

@@ -13,6 +13,8 @@ PIPELINE_NAME = 'movielens-tfx'
 PREPROCESSING_FN = 'modules.preprocessing.preprocessing_fn'
 RETRIEVAL_RUN_FN = 'modules.retrieval_trainer.run_fn'
 RANKING_RUN_FN = 'modules.ranking_trainer.run_fn'
+RETRIEVAL_REFIT_FN = 'modules.retrieval_trainer.refit_fn'
+RANKING_REFIT_FN = 'modules.ranking_trainer.refit_fn'
 
 # The curated schema of the ratings examples (see pipeline/schema/README.md),
 # one per raw layout (`movielens.layout`): releases differ in demographics,

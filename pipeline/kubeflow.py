@@ -161,6 +161,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
   model.add_argument('--no-ranking', action='store_true',
                      help='retrieval only: leave out the ranking model and '
                      'the recommender')
+  model.add_argument('--no-refit', action='store_true',
+                     help='serve the early-stopped models instead of '
+                     'refitting them on train + eval')
 
   scale = parser.add_argument_group('scale')
   scale.add_argument(
@@ -402,6 +405,8 @@ def build_pipeline(args: argparse.Namespace):
       min_lift_over_popularity=args.min_lift_over_popularity,
       max_regression=args.max_regression,
       ranking_run_fn=None if args.no_ranking else configs.RANKING_RUN_FN,
+      retrieval_refit_fn=None if args.no_refit else configs.RETRIEVAL_REFIT_FN,
+      ranking_refit_fn=None if args.no_refit else configs.RANKING_REFIT_FN,
       ranking_hparams=args.ranking_hparams,
       max_rmse=args.max_rmse,
       max_rmse_increase=args.max_rmse_increase,

@@ -28,6 +28,8 @@ def create_pipeline(
     retrieval_run_fn: str,
     serving_dir: str,
     ranking_run_fn: Optional[str] = None,
+    retrieval_refit_fn: Optional[str] = None,
+    ranking_refit_fn: Optional[str] = None,
     eval_fraction: float = 0.2,
     max_eval_ratings: int = configs.MAX_EVAL_RATINGS,
     retrieval_hparams: Optional[Dict[str, Any]] = None,
@@ -60,6 +62,12 @@ def create_pipeline(
       (`<serving_dir>/{retrieval,ranking,recommender}/<version>/`).
     ranking_run_fn: import path of the ranking Trainer's run_fn; None
       leaves out the ranking stage and the recommender.
+    retrieval_refit_fn / ranking_refit_fn: import paths of the refit
+      Trainers' run_fn (`modules.*_trainer.refit_fn`): after early stopping
+      on the eval split, a fresh model on train + eval for the best epoch
+      count is what gets served, while the Evaluators judge the
+      early-stopped model, which has not seen the eval split. None serves
+      the early-stopped model itself.
     eval_fraction: share of each user's newest ratings held out for eval.
     max_eval_ratings: about how many ratings eval holds at most (0: no
       bound); beyond it, only a sample of users is held out.
@@ -130,7 +138,8 @@ def create_pipeline(
       disable_statistics=True)
   transform.add_upstream_node(anomaly_gate)
 
-  # Trains the two-tower retrieval model; exports the towers.
+  # Trains the two-tower retrieval model with early stopping on eval;
+  # exports the towers and (training_summary.json) the best epoch.
   retrieval_trainer = trainers.make_trainer(
       'RetrievalTrainer', retrieval_run_fn,
       examples=transform.outputs['transformed_examples'],
@@ -139,9 +148,25 @@ def create_pipeline(
       custom_config={'hparams': dict(retrieval_hparams or {}), **code},
       vertex_training=vertex_training)
 
-  # Indexes the whole catalogue: the TF Serving-ready retrieval servable.
+  served_towers, evaluated_towers = retrieval_trainer.outputs['model'], None
+  if retrieval_refit_fn:
+    # Refits the towers on train + eval for the best epoch count.
+    retrieval_refit = trainers.make_trainer(
+        'RetrievalRefit', retrieval_refit_fn,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        custom_config={'hparams': dict(retrieval_hparams or {}), **code},
+        vertex_training=vertex_training,
+        base_model=retrieval_trainer.outputs['model'])
+    served_towers = retrieval_refit.outputs['model']
+    evaluated_towers = retrieval_trainer.outputs['model']
+
+  # Indexes the whole catalogue: the TF Serving-ready retrieval servable
+  # (and, from the early-stopped towers, the one the evaluator scores).
   retrieval_indexer = RetrievalIndexer(
-      model=retrieval_trainer.outputs['model'],
+      model=served_towers,
+      eval_model=evaluated_towers,
       ratings=ratings,
       movies=example_gen.outputs['movies'],
       top_k=retrieval_top_k,
@@ -178,9 +203,11 @@ def create_pipeline(
       anomaly_gate, transform, retrieval_trainer, retrieval_indexer,
       latest_blessed_retrieval, retrieval_evaluator, retrieval_pusher,
   ]
+  if retrieval_refit_fn:
+    components.append(retrieval_refit)
   if ranking_run_fn:
-    # Trains the ranking model (rating and relevance heads); its SavedModel
-    # is the ranking servable.
+    # Trains the ranking model (rating and relevance heads) with early
+    # stopping on eval; its SavedModel is a ranking servable.
     ranking_trainer = trainers.make_trainer(
         'RankingTrainer', ranking_run_fn,
         examples=transform.outputs['transformed_examples'],
@@ -207,9 +234,24 @@ def create_pipeline(
                                                    max_rmse_increase),
     ).with_id('RankingEvaluator')
 
+    served_ranking = ranking_trainer.outputs['model']
+    if ranking_refit_fn:
+      # Refits it on train + eval for the best epoch count: the servable
+      # pushed when the early-stopped model is blessed.
+      ranking_refit = trainers.make_trainer(
+          'RankingRefit', ranking_refit_fn,
+          examples=transform.outputs['transformed_examples'],
+          transform_graph=transform.outputs['transform_graph'],
+          schema=schema_gen.outputs['schema'],
+          custom_config={'hparams': dict(ranking_hparams or {}), **code},
+          vertex_training=vertex_training,
+          base_model=ranking_trainer.outputs['model'])
+      served_ranking = ranking_refit.outputs['model']
+      components.append(ranking_refit)
+
     # Pushes the ranking servable, only when blessed.
     ranking_pusher = AtomicPusher(
-        model=ranking_trainer.outputs['model'],
+        model=served_ranking,
         model_blessing=ranking_evaluator.outputs['blessing'],
         push_destination=_push_destination(serving_dir, 'ranking'),
     ).with_id('RankingPusher')
@@ -218,7 +260,7 @@ def create_pipeline(
     recommender_builder = RecommenderBuilder(
         retrieval=retrieval_indexer.outputs['servable'],
         retrieval_blessing=retrieval_evaluator.outputs['blessing'],
-        ranking=ranking_trainer.outputs['model'],
+        ranking=served_ranking,
         ranking_blessing=ranking_evaluator.outputs['blessing'],
         top_k=recommender_top_k,
         retrieval_weight=recommender_retrieval_weight)

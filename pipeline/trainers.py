@@ -142,13 +142,16 @@ def vertex_custom_config(vertex_training: Dict[str, Any],
 
 def make_trainer(component_id: str, run_fn: str, examples, transform_graph,
                  schema, custom_config: Dict[str, Any],
-                 vertex_training: Optional[Dict[str, Any]] = None):
+                 vertex_training: Optional[Dict[str, Any]] = None,
+                 base_model=None):
   """A Trainer component with id `component_id`.
 
   Args:
     component_id: the node id (e.g. 'RetrievalTrainer').
     run_fn: import path of the module's run_fn.
-    examples / transform_graph / schema: the Trainer's input channels.
+    examples / transform_graph / schema / base_model: the Trainer's input
+      channels (base_model optional: the refit Trainers read the
+      early-stopped model's best epoch from it).
     custom_config: passed to run_fn as `fn_args.custom_config`.
     vertex_training: None trains with the stock Trainer; otherwise settings
       from `vertex_training_settings`, and the Trainer runs `run_fn` as a
@@ -167,5 +170,6 @@ def make_trainer(component_id: str, run_fn: str, examples, transform_graph,
       examples=examples,
       transform_graph=transform_graph,
       schema=schema,
+      base_model=base_model,
       custom_config=custom_config,
   ).with_id(component_id)

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -19,9 +20,11 @@ import tensorflow_transform as tft
 from tensorflow_data_validation.utils import anomalies_util
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.types import artifact_utils
+from tfx.types import artifact_utils, standard_artifacts
 
 import runner_local
+from components.retrieval_evaluator import executor as retrieval_evaluator
+from components.retrieval_evaluator import metrics as retrieval_metrics
 from modules import features
 from movielens import synthetic
 from pipeline import configs
@@ -30,8 +33,9 @@ pytestmark = pytest.mark.slow
 
 COMPONENTS = ['MovieLensExampleGen', 'StatisticsGen', 'ImportSchemaGen',
               'ExampleValidator', 'AnomalyGate', 'Transform',
-              'RetrievalTrainer', 'RetrievalIndexer', 'RetrievalEvaluator',
-              'RetrievalPusher', 'RankingTrainer', 'RankingEvaluator',
+              'RetrievalTrainer', 'RetrievalRefit', 'RetrievalIndexer',
+              'RetrievalEvaluator', 'RetrievalPusher', 'RankingTrainer',
+              'RankingRefit', 'RankingEvaluator',
               'RankingPusher', 'RecommenderBuilder', 'RecommenderPusher']
 EPOCHS = ['--epochs', '6', '--ranking-epochs', '4']
 MODELS = ('retrieval', 'ranking', 'recommender')
@@ -256,6 +260,100 @@ def test_ranking_model_is_evaluated_by_tfma_blessed_and_pushed(first_run):
       'rating': (tf.float32, [None])}
   assert set(signatures['score_pairs'].structured_outputs) == {
       'rating', 'relevance'}
+
+
+def _examples(uri, splits):
+  artifact = standard_artifacts.Examples()
+  artifact.uri = uri
+  artifact.split_names = artifact_utils.encode_split_names(splits)
+  return artifact
+
+
+def _fingerprint(path):
+  return tf.saved_model.experimental.read_fingerprint(path).saved_model_checksum
+
+
+def _retrieval_recall(path, data):
+  """recall@100 on the eval split of the servable SavedModel at `path`, as
+  the RetrievalEvaluator computes it (its 'evaluation' signature)."""
+  specs = retrieval_metrics.parse_metric_names(['recall_at_100'])
+  signature = tf.saved_model.load(path).signatures['evaluation']
+  rankings, _ = retrieval_evaluator.rank_with_servable(signature, data.users,
+                                                      100)
+  return retrieval_metrics.evaluate(rankings, data.relevant, data.catalog,
+                                    specs)['recall_at_100']
+
+
+def _eval_rmse(path, ratings_uri):
+  """RMSE of the ranking SavedModel at `path` on the raw eval split."""
+  serve = tf.saved_model.load(path).signatures['serving_examples']
+  records = tf.data.TFRecordDataset(
+      glob.glob(os.path.join(ratings_uri, 'Split-eval', '*.gz')), 'GZIP')
+  errors = []
+  for batch in records.batch(1024):
+    predicted = serve(examples=batch)['rating'].numpy()
+    labels = tf.io.parse_example(batch, {features.LABEL_KEY: tf.io.
+                                         FixedLenFeature([], tf.float32)})
+    errors.extend(predicted - labels[features.LABEL_KEY].numpy())
+  return float(np.sqrt(np.mean(np.square(errors))))
+
+
+def _summary(model):
+  with open(os.path.join(model.uri, 'training_summary.json')) as f:
+    return json.load(f)
+
+
+def test_refit_models_are_served_and_the_early_stopped_ones_evaluated(
+    first_run):
+  """The Trainers early-stop on eval; the Refit Trainers fit train + eval
+  for the best epoch count (+1 for retrieval): the Evaluators measure the
+  first, the Pushers ship the second."""
+  _, output_dir, _, _ = first_run
+  store = _store(output_dir)
+  ratings = _latest(store, 'Examples', 'MovieLensExampleGen/ratings')
+  movies = _latest(store, 'Examples', 'MovieLensExampleGen/movies')
+  servable = _latest(store, 'Model', 'RetrievalIndexer')
+  ranking = _latest(store, 'Model', 'RankingTrainer')
+  ranking_refit = _latest(store, 'Model', 'RankingRefit')
+  best = _summary(_latest(store, 'Model', 'RetrievalTrainer'))['best_epoch']
+  assert 1 <= best <= 6
+  assert _summary(_latest(store, 'Model', 'RetrievalRefit')) == {
+      'refit_epochs': best + 1}
+  assert _summary(ranking_refit) == {
+      'refit_epochs': _summary(ranking)['best_epoch']}
+  assert _fingerprint(os.path.join(servable.uri, 'Format-TFMA')) != (
+      _fingerprint(os.path.join(servable.uri, 'Format-Serving')))
+  for name, model in (('retrieval', servable), ('ranking', ranking_refit)):
+    pushed = os.path.join(output_dir, 'serving', name,
+                          _pushed_versions(output_dir, name)[-1])
+    assert _fingerprint(pushed) == _fingerprint(
+        os.path.join(model.uri, 'Format-Serving'))
+
+  # The RetrievalEvaluator's recall@100 is the early-stopped towers'; the
+  # refit ones, which trained on the eval split, score far higher on it.
+  data = retrieval_evaluator.load_evaluation_data(
+      _examples(ratings.uri, ['train', 'eval']),
+      _examples(movies.uri, ['catalog']))
+  evaluation = _latest(store, 'ModelEvaluation', 'RetrievalEvaluator')
+  report = json.load(open(os.path.join(evaluation.uri, 'metrics.json')))
+  evaluated = report['model']['metrics']['recall_at_100']
+  assert evaluated == pytest.approx(_retrieval_recall(
+      os.path.join(servable.uri, 'Format-TFMA'), data), abs=1e-6)
+  assert _retrieval_recall(os.path.join(servable.uri, 'Format-Serving'),
+                           data) > evaluated + 0.05
+
+  # TFMA's RMSE is the early-stopped ranking model's on the eval split, not
+  # the refit's (a few epochs on noisy synthetic ratings: not lower there).
+  result = tfma.load_eval_result(
+      _latest(store, 'ModelEvaluation', 'RankingEvaluator').uri)
+  overall = dict(result.slicing_metrics)[()]
+  tfma_rmse = next(iter(next(iter(overall.values())).values()))[
+      'root_mean_squared_error']['doubleValue']
+  assert tfma_rmse == pytest.approx(
+      _eval_rmse(os.path.join(ranking.uri, 'Format-Serving'), ratings.uri),
+      abs=1e-4)
+  assert _eval_rmse(os.path.join(ranking_refit.uri, 'Format-Serving'),
+                    ratings.uri) != pytest.approx(tfma_rmse, abs=1e-3)
 
 
 def test_recommender_is_built_from_both_models_and_pushed(first_run):

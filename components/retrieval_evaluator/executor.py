@@ -220,7 +220,11 @@ def load_evaluation_data(examples: types.Artifact,
 
 
 def load_servable(model: types.Artifact) -> Tuple[Any, Any]:
-  """Loads the model's serving SavedModel and checks its signature.
+  """Loads the model's eval SavedModel and checks its signature.
+
+  The eval model (`Format-TFMA`) is what has not seen the eval split when
+  the served one was refit on it (`modules/hparams.py`, `refit`); without
+  one, the serving model (`Format-Serving`) is evaluated, as TFMA does.
 
   Returns:
     (the loaded object, which must stay referenced while the signature is
@@ -232,12 +236,13 @@ def load_servable(model: types.Artifact) -> Tuple[Any, Any]:
     ValueError: the signature, its 'user_id' input or its 'movie_ids'
       output is missing.
   """
-  path = path_utils.serving_model_path(
+  path = path_utils.eval_model_path(
       model.uri, path_utils.is_old_model_artifact(model))
   if not fileio.exists(os.path.join(path, 'saved_model.pb')):
     raise FileNotFoundError(
         f'No SavedModel at {path}: RetrievalEvaluator expects the retrieval '
-        'servable in the Model artifact\'s Format-Serving directory.')
+        'servable in the Model artifact\'s Format-TFMA (eval model) or '
+        'Format-Serving directory.')
   loaded = tf.saved_model.load(path)
   name = (spec.EVALUATION_SIGNATURE
           if spec.EVALUATION_SIGNATURE in loaded.signatures

@@ -22,7 +22,11 @@ class RetrievalIndexer(base_component.BaseComponent):
   Output `servable` follows the contract of `modules.retrieval_export`
   (signatures `serving_default` and `serving_examples`), in TFX's model
   layout (`<uri>/Format-Serving`), so Evaluators and the Pusher take it
-  like any Trainer model.
+  like any Trainer model. Given `eval_model` (the early-stopped towers,
+  `model` being their refit on train + eval), the servable also gets an
+  eval model (`<uri>/Format-TFMA`) built from those, which the
+  RetrievalEvaluator measures; the served one then takes each user's time
+  context from their latest rating in train or eval.
   """
 
   SPEC_CLASS = spec.RetrievalIndexerSpec
@@ -31,11 +35,13 @@ class RetrievalIndexer(base_component.BaseComponent):
   def __init__(self, model: types.BaseChannel, ratings: types.BaseChannel,
                movies: types.BaseChannel, top_k: Optional[int] = None,
                exclude_seen: Optional[bool] = None,
-               index: Optional[str] = None):
+               index: Optional[str] = None,
+               eval_model: Optional[types.BaseChannel] = None):
     """Constructs the component.
 
     Args:
-      model: the Trainer's model (towers with raw-Example signatures).
+      model: the Trainer's model (towers with raw-Example signatures), the
+        one served.
       ratings: raw ratings Examples; the 'train' split gives each user's
         features and the movies to exclude.
       movies: raw catalogue Examples (split 'catalog').
@@ -46,13 +52,16 @@ class RetrievalIndexer(base_component.BaseComponent):
         executor and every process loading the servable need ScaNN, see
         `modules.retrieval_index`). Only the name is checked here: the
         machine compiling a pipeline need not have ScaNN.
+      eval_model: optional towers to evaluate, when `model` was refit on
+        the eval split (the early-stopped Trainer's model).
     """
     if top_k is not None and top_k < 1:
       raise ValueError(f'top_k must be at least 1, got {top_k}')
     if index is not None:
       retrieval_index.check_index(index)
     super().__init__(spec.RetrievalIndexerSpec(
-        model=model, ratings=ratings, movies=movies, top_k=top_k,
+        model=model, eval_model=eval_model, ratings=ratings, movies=movies,
+        top_k=top_k,
         exclude_seen=None if exclude_seen is None else int(exclude_seen),
         index=index,
         servable=types.Channel(type=standard_artifacts.Model)))

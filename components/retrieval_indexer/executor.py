@@ -3,7 +3,7 @@ catalogue with the candidate tower, saves the servable; with a ScaNN index,
 measures its recall against brute force."""
 
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -61,14 +61,17 @@ def _seen(ratings: types.Artifact, split: str, movie_rows: Dict[bytes, int]
   return seen
 
 
-def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int]
+def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int],
+                 query_splits: Sequence[str] = ('train',)
                 ) -> Tuple[List[bytes], List[bytes], List[List[int]],
                            List[List[int]]]:
-  """Per user in the train split: ids, query Examples, and the catalogue
+  """Per user of the `query_splits`: ids, query Examples, and the catalogue
   rows they rated in train and in eval.
 
   A user's query Example carries their features and the time of their
-  latest training rating (the time context of a serving request).
+  latest rating in `query_splits` (the time context of a serving request):
+  the train split for a model trained on it, train and eval for one refit
+  on both.
 
   Ratings are parsed a batch at a time (ids and time only, vectorised);
   only each user's latest record is kept whole and parsed at the end, so
@@ -78,20 +81,24 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int]
            features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
            features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64,
                                                      default_value=0)}
-  dataset = examples_io.records(ratings, 'train').batch(_READ_BATCH).map(
-      lambda records: (records, tf.io.parse_example(records, spec_)))
   latest: Dict[bytes, Tuple[int, bytes]] = {}
   seen: Dict[bytes, List[int]] = {}
-  for records, batch in dataset.as_numpy_iterator():
-    for record, user_id, movie_id, timestamp in zip(
-        records, batch[features.USER_ID], batch[features.MOVIE_ID],
-        batch[features.TIMESTAMP].tolist()):
-      row = movie_rows.get(movie_id)
-      if row is not None:
-        seen.setdefault(user_id, []).append(row)
-      previous = latest.get(user_id)
-      if previous is None or timestamp >= previous[0]:
-        latest[user_id] = (timestamp, record)
+  for split in sorted(set(query_splits) | {'train'}):
+    dataset = examples_io.records(ratings, split).batch(_READ_BATCH).map(
+        lambda records: (records, tf.io.parse_example(records, spec_)))
+    for records, batch in dataset.as_numpy_iterator():
+      for record, user_id, movie_id, timestamp in zip(
+          records, batch[features.USER_ID], batch[features.MOVIE_ID],
+          batch[features.TIMESTAMP].tolist()):
+        if split == 'train':
+          row = movie_rows.get(movie_id)
+          if row is not None:
+            seen.setdefault(user_id, []).append(row)
+        if split not in query_splits:
+          continue
+        previous = latest.get(user_id)
+        if previous is None or timestamp >= previous[0]:
+          latest[user_id] = (timestamp, record)
   user_ids = sorted(latest)
   examples = []
   for user_id in user_ids:
@@ -149,16 +156,36 @@ class Executor(base_executor.BaseExecutor):
     servable = artifact_utils.get_single_instance(
         output_dict[spec.SERVABLE_KEY])
 
-    towers = tf.saved_model.load(path_utils.serving_model_path(model.uri))
     movie_examples, movie_ids, titles = read_catalogue(movies)
     movie_rows = {m: i for i, m in enumerate(movie_ids)}
-    user_ids, user_examples, train_seen, eval_seen = read_history(
-        ratings, movie_rows)
-    embeddings = retrieval_export.embed_catalogue(towers, movie_examples)
-    module = retrieval_export.RetrievalServable(
-        towers, movie_ids, titles, embeddings, user_ids, user_examples,
-        train_seen, eval_seen, top_k=top_k, exclude_seen=exclude_seen,
-        index=index)
+
+    def build(towers_dir: str, query_splits: Sequence[str]):
+      towers = tf.saved_model.load(towers_dir)
+      user_ids, user_examples, train_seen, eval_seen = read_history(
+          ratings, movie_rows, query_splits)
+      embeddings = retrieval_export.embed_catalogue(towers, movie_examples)
+      return retrieval_export.RetrievalServable(
+          towers, movie_ids, titles, embeddings, user_ids, user_examples,
+          train_seen, eval_seen, top_k=top_k, exclude_seen=exclude_seen,
+          index=index), user_examples, embeddings
+
+    # With the early-stopped towers beside their refit on train + eval (the
+    # pipeline's default), the servable gets both: the refit to serve, the
+    # early-stopped one as the eval model for the RetrievalEvaluator, which
+    # must measure towers that have not seen the eval split.
+    eval_model = input_dict.get(spec.EVAL_MODEL_KEY)
+    refit = bool(eval_model)
+    if refit:
+      evaluated, _, _ = build(
+          path_utils.serving_model_path(
+              artifact_utils.get_single_instance(eval_model).uri),
+          ('train',))
+      retrieval_export.save(evaluated,
+                            path_utils.eval_model_dir(servable.uri))
+      del evaluated
+    module, user_examples, embeddings = build(
+        path_utils.serving_model_path(model.uri),
+        ('train', 'eval') if refit else ('train',))
     servable.set_string_custom_property(INDEX_PROPERTY, index)
     recall_note = ''
     if index == retrieval_index.SCANN and user_examples:
@@ -172,7 +199,8 @@ class Executor(base_executor.BaseExecutor):
     retrieval_export.save(module, export_dir)
     logging.info(
         'RetrievalIndexer: %d movies indexed (%s%s), %d users, top %d%s, '
-        'saved to %s in %.1fs', len(movie_ids), index, recall_note,
-        len(user_ids), min(top_k, len(movie_ids)),
+        'saved to %s%s in %.1fs', len(movie_ids), index, recall_note,
+        len(user_examples), min(top_k, len(movie_ids)),
         ', seen movies excluded' if exclude_seen else '', export_dir,
-        time.time() - started)
+        ' (refit towers; the early-stopped ones as the eval model)'
+        if refit else '', time.time() - started)

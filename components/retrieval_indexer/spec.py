@@ -3,7 +3,10 @@
 from tfx import types
 from tfx.types import component_spec, standard_artifacts
 
-MODEL_KEY = 'model'  # in: the Trainer's towers
+MODEL_KEY = 'model'  # in: the Trainer's towers (served)
+# in, optional: the early-stopped towers, when `model` is their refit on
+# train + eval; the servable's eval model (Format-TFMA) is built from them.
+EVAL_MODEL_KEY = 'eval_model'
 RATINGS_KEY = 'ratings'  # in: raw ratings (train split: users' history)
 MOVIES_KEY = 'movies'  # in: the whole catalogue
 SERVABLE_KEY = 'servable'  # out: the TF Serving-ready model
@@ -25,6 +28,8 @@ class RetrievalIndexerSpec(types.ComponentSpec):
   }
   INPUTS = {
       MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
+      EVAL_MODEL_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.Model, optional=True),
       RATINGS_KEY: component_spec.ChannelParameter(
           type=standard_artifacts.Examples),
       MOVIES_KEY: component_spec.ChannelParameter(

@@ -361,9 +361,9 @@ class _TableServable(tf.Module):
     }
 
 
-def _save_servable(model_uri, top_k):
+def _save_servable(model_uri, top_k, layout='Format-Serving'):
   module = _TableServable(top_k, fallback=['m1', 'm2', 'm3'])
-  tf.saved_model.save(module, os.path.join(model_uri, 'Format-Serving'),
+  tf.saved_model.save(module, os.path.join(model_uri, layout),
                       signatures={'serving_default': module.serve})
 
 
@@ -549,6 +549,21 @@ def test_executor_does_not_bless_a_model_that_loses_to_popularity(
   assert sorted(os.listdir(model_blessing.uri)) == ['NOT_BLESSED']
   assert model_blessing.get_int_custom_property('blessed') == 0
   assert model_blessing.get_int_custom_property('current_model_id') == 12
+
+
+def test_executor_evaluates_the_eval_model_when_there_is_one(tmp_path,
+                                                             examples):
+  # A refit servable: the served model (Format-Serving, here the bad table)
+  # has seen the eval split; the eval model (Format-TFMA, the good table)
+  # has not, and is what gets measured and blessed.
+  uri = str(tmp_path / 'refit')
+  _save_servable(uri, BAD_TOP3, 'Format-Serving')
+  _save_servable(uri, GOOD_TOP3, 'Format-TFMA')
+
+  report, model_blessing = _run(tmp_path, examples, _model(uri, 13))
+
+  assert report['model']['metrics'] == _approx(GOOD_METRICS)
+  assert model_blessing.get_int_custom_property('blessed') == 1
 
 
 def test_executor_compares_with_the_baseline_model_on_the_same_users(

@@ -117,8 +117,9 @@ def _row_table(keys):
 class _FakeTowers(tf.Module):
   """The Trainer's towers contract, over serialized raw Examples."""
 
-  def __init__(self):
+  def __init__(self, scale=1.0):
     super().__init__()
+    self._scale = scale  # Of the query embeddings (to tell towers apart).
     # Unknown keys look up the last row: the '' vector, or zeros.
     self._occupations = _row_table(list(OCCUPATION_VECTORS))
     self._occupation_vectors = tf.constant(
@@ -132,7 +133,7 @@ class _FakeTowers(tf.Module):
     occupation = tf.io.parse_example(examples, {
         features.OCCUPATION: tf.io.FixedLenFeature([], tf.string,
                                                    default_value='')})
-    return {'embedding': tf.gather(
+    return {'embedding': self._scale * tf.gather(
         self._occupation_vectors,
         self._occupations.lookup(occupation[features.OCCUPATION]))}
 
@@ -144,17 +145,19 @@ class _FakeTowers(tf.Module):
         self._movie_vectors, self._movies.lookup(movie[features.MOVIE_ID]))}
 
 
+def _save_towers(towers, path):
+  tf.saved_model.save(towers, path, signatures={
+      'query_embedding': towers.query_embedding,
+      'candidate_embedding': towers.candidate_embedding})
+
+
 @pytest.fixture(scope='module')
 def inputs(tmp_path_factory):
   """The towers (in TFX's model layout), raw ratings and the catalogue."""
   root = tmp_path_factory.mktemp('indexer_inputs')
   model = standard_artifacts.Model()
   model.uri = str(root / 'model')
-  towers = _FakeTowers()
-  tf.saved_model.save(
-      towers, os.path.join(model.uri, 'Format-Serving'), signatures={
-          'query_embedding': towers.query_embedding,
-          'candidate_embedding': towers.candidate_embedding})
+  _save_towers(_FakeTowers(), os.path.join(model.uri, 'Format-Serving'))
   ratings = standard_artifacts.Examples()
   ratings.uri = str(root / 'ratings')
   ratings.split_names = artifact_utils.encode_split_names(['train', 'eval'])
@@ -246,6 +249,40 @@ def test_serving_examples_signature_is_saved(servable):
 
   # u2 as a writer: m1 3, m3 2, m4 1 (m2 still excluded).
   assert outputs['movie_ids'].numpy().tolist() == [[b'm1', b'm3', b'm4']]
+
+
+def test_refit_towers_are_served_and_the_early_stopped_ones_evaluated(
+    inputs, tmp_path):
+  # The refit towers (here: query embeddings x2) to serve, the
+  # early-stopped ones (the fixture's) to evaluate.
+  refit = standard_artifacts.Model()
+  refit.uri = str(tmp_path / 'refit')
+  _save_towers(_FakeTowers(scale=2.), os.path.join(refit.uri,
+                                                   'Format-Serving'))
+  uri = tmp_path / 'servable'
+  served = _run(dict(inputs, **{spec.MODEL_KEY: [refit],
+                                spec.EVAL_MODEL_KEY: inputs[spec.MODEL_KEY]}),
+                uri, **{spec.TOP_K_KEY: 3})
+  evaluated = tf.saved_model.load(os.path.join(uri, 'Format-TFMA'))
+
+  # The eval model answers as a servable of the early-stopped towers, with
+  # u1's features from their latest train rating (writer: m4 1, m5 -2).
+  assert _answer(evaluated, 'evaluation', [b'u1', b'u2']) == (
+      [[b'm4', b'm5', b''], [b'm5', b'm3', b'm1']],
+      [[1., -2., -INF], [2., 1., 0.]])
+  # The served one scores with the refit towers (twice the scores), and
+  # takes u1's features from their latest rating in train or eval: the
+  # eval rating's artist ([-1, -1]) gives m5 0, where writer gave -4.
+  assert _answer(served, 'serving_default', [b'u1', b'u2']) == (
+      [[b'm5', b'', b''], [b'm5', b'm3', b'm1']],
+      [[0., -INF, -INF], [4., 2., 0.]])
+
+
+def test_without_an_eval_model_only_the_serving_servable_is_written(
+    inputs, tmp_path):
+  _run(inputs, tmp_path / 'servable', **{spec.TOP_K_KEY: 3})
+
+  assert sorted(os.listdir(tmp_path / 'servable')) == ['Format-Serving']
 
 
 def test_defaults_index_the_whole_catalogue_and_exclude_seen(
@@ -379,6 +416,9 @@ def test_construction_inputs_outputs_and_exec_properties():
       'movies': standard_artifacts.Examples}
   assert {k: c.type for k, c in component.outputs.items()} == {
       'servable': standard_artifacts.Model}
+  assert 'eval_model' not in component.inputs  # Optional: none given.
+  with_eval = _indexer(eval_model=_channel(standard_artifacts.Model))
+  assert with_eval.inputs['eval_model'].type == standard_artifacts.Model
   # exclude_seen is stored as an int (ExecutionParameter type).
   assert component.exec_properties == {'top_k': 20, 'exclude_seen': 0,
                                        'index': None}

@@ -21,7 +21,8 @@ KFP_COMMAND = [
 RETRIEVAL_TASKS = {
     'MovieLensExampleGen', 'StatisticsGen', 'ImportSchemaGen',
     'ExampleValidator', 'AnomalyGate', 'Transform', 'RetrievalTrainer',
-    'RetrievalIndexer', 'RetrievalEvaluator', 'RetrievalPusher',
+    'RetrievalRefit', 'RetrievalIndexer', 'RetrievalEvaluator',
+    'RetrievalPusher',
 }
 BASELINE_RESOLVERS = ('LatestBlessedRetrieval', 'LatestBlessedRanking')
 
@@ -31,17 +32,19 @@ EXECUTOR_CLASSES = {
     'AnomalyGate': 'components.anomaly_gate.executor.Executor',
     'Transform': 'tfx.components.transform.executor.Executor',
     'RetrievalTrainer': 'tfx.components.trainer.executor.GenericExecutor',
+    'RetrievalRefit': 'tfx.components.trainer.executor.GenericExecutor',
     'RetrievalIndexer': 'components.retrieval_indexer.executor.Executor',
     'RetrievalEvaluator': 'components.retrieval_evaluator.executor.Executor',
     'RetrievalPusher': 'components.atomic_pusher.executor.Executor',
     'RankingTrainer': 'tfx.components.trainer.executor.GenericExecutor',
+    'RankingRefit': 'tfx.components.trainer.executor.GenericExecutor',
     'RankingEvaluator': 'tfx.components.evaluator.executor.Executor',
     'RecommenderBuilder': 'components.recommender_builder.executor.Executor',
     'RecommenderPusher': 'components.atomic_pusher.executor.Executor',
 }
 # The ranking stage and the recommender (runner_local.py's default).
 RANKING_TASKS = {
-    'RankingTrainer', 'RankingEvaluator', 'RankingPusher',
+    'RankingTrainer', 'RankingRefit', 'RankingEvaluator', 'RankingPusher',
     'RecommenderBuilder', 'RecommenderPusher',
 }
 BEAM_TASKS = ('MovieLensExampleGen', 'StatisticsGen', 'Transform',
@@ -215,8 +218,18 @@ def test_upstream_steps(vertex_job):
   assert upstream('Transform') == {'AnomalyGate', 'ImportSchemaGen',
                                    'MovieLensExampleGen'}
   assert upstream('RetrievalTrainer') == {'ImportSchemaGen', 'Transform'}
+  # The refits train after early stopping picked the epochs (base_model).
+  assert upstream('RetrievalRefit') == {'ImportSchemaGen', 'Transform',
+                                        'RetrievalTrainer'}
+  assert upstream('RankingRefit') == {'ImportSchemaGen', 'Transform',
+                                      'RankingTrainer'}
   assert upstream('RetrievalIndexer') == {'MovieLensExampleGen',
-                                          'RetrievalTrainer'}
+                                          'RetrievalRefit', 'RetrievalTrainer'}
+  artifacts = tasks(spec)['RetrievalIndexer']['inputs']['artifacts']
+  assert artifacts['model']['taskOutputArtifact']['producerTask'] == (
+      'RetrievalRefit')
+  assert artifacts['eval_model']['taskOutputArtifact']['producerTask'] == (
+      'RetrievalTrainer')
   assert upstream('RetrievalEvaluator') == {'MovieLensExampleGen',
                                             'RetrievalIndexer'}
   assert upstream('RankingEvaluator') == {'MovieLensExampleGen',
@@ -279,6 +292,15 @@ def test_ranking_stage(vertex_job):
   spec = vertex_job['pipelineSpec']
   assert (constant(spec, 'RankingTrainer', 'run_fn') ==
           configs.RANKING_RUN_FN == 'modules.ranking_trainer.run_fn')
+  assert (constant(spec, 'RankingRefit', 'run_fn') ==
+          configs.RANKING_REFIT_FN == 'modules.ranking_trainer.refit_fn')
+  assert (constant(spec, 'RetrievalRefit', 'run_fn') ==
+          configs.RETRIEVAL_REFIT_FN == 'modules.retrieval_trainer.refit_fn')
+  artifacts = tasks(spec)['RankingPusher']['inputs']['artifacts']
+  assert artifacts['model']['taskOutputArtifact']['producerTask'] == (
+      'RankingRefit')
+  assert artifacts['model_blessing']['taskOutputArtifact'][
+      'producerTask'] == 'RankingEvaluator'
   eval_config = json.loads(constant(spec, 'RankingEvaluator', 'eval_config'))
   (rmse,) = [metric for metric in eval_config['metrics_specs'][0]['metrics']
              if metric['class_name'] == 'RootMeanSquaredError']
@@ -294,8 +316,20 @@ def test_ranking_stage(vertex_job):
         'filesystem': {
             'base_directory': f'{specs.PIPELINE_ROOT}/serving/{model}'}}
   assert set(tasks(spec)['RecommenderBuilder']['dependentTasks']) == {
-      'RankingEvaluator', 'RankingTrainer', 'RetrievalEvaluator',
+      'RankingEvaluator', 'RankingRefit', 'RetrievalEvaluator',
       'RetrievalIndexer'}
+
+
+def test_no_refit_serves_the_early_stopped_models(tmp_path):
+  path = str(tmp_path / 'p.json')
+  specs.compile_with_runner('runner_vertex',
+                            specs.BASE_FLAGS + ['--no-refit'], path)
+  spec = specs.load(path)['pipelineSpec']
+  assert set(tasks(spec)) == (RETRIEVAL_TASKS | RANKING_TASKS) - {
+      'RetrievalRefit', 'RankingRefit'}
+  artifacts = tasks(spec)['RankingPusher']['inputs']['artifacts']
+  assert artifacts['model']['taskOutputArtifact']['producerTask'] == (
+      'RankingTrainer')
 
 
 def test_no_ranking_compiles_retrieval_only(tmp_path):

@@ -16,7 +16,8 @@ def test_defaults_without_overrides():
       'logq_correction': True, 'batch_size': 512, 'learning_rate': 0.003,
       'optimizer': 'auto', 'epochs': 30, 'early_stopping_patience': 3,
       'validation_examples': 100_000, 'user_history': True,
-      'history_max': 200, 'seed': 42,
+      'history_max': 200, 'refit_extra_epochs': 1,
+      'seed': 42,
   }
 
   assert dataclasses.asdict(RetrievalHParams.from_config()) == expected
@@ -105,6 +106,7 @@ def test_ranking_defaults_and_overrides():
   assert hparams.architecture == 'dcn'
   assert hparams.deep_units == (128, 32)
   assert hparams.relevance_weight == 0.0
+  assert RankingHParams().refit_extra_epochs == 0
   with pytest.raises(ValueError, match='Unknown ranking hyper-parameters'):
     RankingHParams.from_config({'temperature': 1})
 
@@ -114,3 +116,11 @@ def test_ranking_hidden_units_must_be_positive_integers(units):
   from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match='hidden_units'):
     RankingHParams(hidden_units=units).deep_units
+
+
+def test_refit_epochs_are_the_best_epoch_plus_the_extra_ones():
+  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+  assert retrieval_trainer.refit_epochs(2, 1) == 3
+  assert retrieval_trainer.refit_epochs(21, 0) == 21
+  with pytest.raises(ValueError, match='refit_extra_epochs must be >= 0'):
+    retrieval_trainer.refit_epochs(2, -1)
