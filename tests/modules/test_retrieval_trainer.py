@@ -241,3 +241,27 @@ def test_scan_reports_what_it_read(tmp_path, capsys):
   assert line.startswith('read 10 training examples for MovieRows, '
                          'RatingColumns in ')
   assert len(movies.result()[1]) == 10
+
+
+def test_the_training_summary_carries_the_best_epoch_to_the_refit(tmp_path):
+  serving = str(tmp_path / 'model' / 'Format-Serving')
+  os.makedirs(serving)
+  retrieval_trainer.write_summary(serving, {'best_epoch': 3, 'loss': 1.5})
+
+  assert retrieval_trainer.read_best_epoch(serving) == 3
+  assert retrieval_trainer.read_best_epoch(serving + '/') == 3
+
+
+def test_the_refit_names_a_missing_or_bad_training_summary(tmp_path):
+  serving = str(tmp_path / 'model' / 'Format-Serving')
+  os.makedirs(serving)
+  with pytest.raises(ValueError, match='needs the early-stopped'):
+    retrieval_trainer.read_best_epoch(None)
+  with pytest.raises(FileNotFoundError, match='training_summary.json: no '
+                     'training summary'):
+    retrieval_trainer.read_best_epoch(serving)
+  # A refit's own summary has no best epoch: it cannot be a base model.
+  retrieval_trainer.write_summary(serving, {'refit_epochs': 3})
+  with pytest.raises(ValueError, match='best_epoch must be a positive '
+                     'integer, got None'):
+    retrieval_trainer.read_best_epoch(serving)
