@@ -140,25 +140,25 @@ def create_pipeline(
 
   # Trains the two-tower retrieval model with early stopping on eval;
   # exports the towers and (training_summary.json) the best epoch.
-  retrieval_trainer = trainers.make_trainer(
-      'RetrievalTrainer', retrieval_run_fn,
-      examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      schema=schema_gen.outputs['schema'],
-      custom_config={'hparams': dict(retrieval_hparams or {}), **code},
-      vertex_training=vertex_training)
+  def trainer(component_id, run_fn, hparams, base_model=None):
+    """A Trainer on the transformed ratings, with the code fingerprint."""
+    return trainers.make_trainer(
+        component_id, run_fn,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        custom_config={'hparams': dict(hparams or {}), **code},
+        vertex_training=vertex_training, base_model=base_model)
+
+  retrieval_trainer = trainer('RetrievalTrainer', retrieval_run_fn,
+                              retrieval_hparams)
 
   served_towers, evaluated_towers = retrieval_trainer.outputs['model'], None
   if retrieval_refit_fn:
     # Refits the towers on train + eval for the best epoch count.
-    retrieval_refit = trainers.make_trainer(
-        'RetrievalRefit', retrieval_refit_fn,
-        examples=transform.outputs['transformed_examples'],
-        transform_graph=transform.outputs['transform_graph'],
-        schema=schema_gen.outputs['schema'],
-        custom_config={'hparams': dict(retrieval_hparams or {}), **code},
-        vertex_training=vertex_training,
-        base_model=retrieval_trainer.outputs['model'])
+    retrieval_refit = trainer('RetrievalRefit', retrieval_refit_fn,
+                              retrieval_hparams,
+                              base_model=retrieval_trainer.outputs['model'])
     served_towers = retrieval_refit.outputs['model']
     evaluated_towers = retrieval_trainer.outputs['model']
 
@@ -208,13 +208,8 @@ def create_pipeline(
   if ranking_run_fn:
     # Trains the ranking model (rating and relevance heads) with early
     # stopping on eval; its SavedModel is a ranking servable.
-    ranking_trainer = trainers.make_trainer(
-        'RankingTrainer', ranking_run_fn,
-        examples=transform.outputs['transformed_examples'],
-        transform_graph=transform.outputs['transform_graph'],
-        schema=schema_gen.outputs['schema'],
-        custom_config={'hparams': dict(ranking_hparams or {}), **code},
-        vertex_training=vertex_training)
+    ranking_trainer = trainer('RankingTrainer', ranking_run_fn,
+                              ranking_hparams)
 
     # Finds the latest blessed ranking model, TFMA's change baseline.
     latest_blessed_ranking = tfx.dsl.Resolver(
@@ -238,14 +233,9 @@ def create_pipeline(
     if ranking_refit_fn:
       # Refits it on train + eval for the best epoch count: the servable
       # pushed when the early-stopped model is blessed.
-      ranking_refit = trainers.make_trainer(
-          'RankingRefit', ranking_refit_fn,
-          examples=transform.outputs['transformed_examples'],
-          transform_graph=transform.outputs['transform_graph'],
-          schema=schema_gen.outputs['schema'],
-          custom_config={'hparams': dict(ranking_hparams or {}), **code},
-          vertex_training=vertex_training,
-          base_model=ranking_trainer.outputs['model'])
+      ranking_refit = trainer('RankingRefit', ranking_refit_fn,
+                              ranking_hparams,
+                              base_model=ranking_trainer.outputs['model'])
       served_ranking = ranking_refit.outputs['model']
       components.append(ranking_refit)
 
