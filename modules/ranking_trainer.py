@@ -1,5 +1,8 @@
-"""Trainer module of the ranking model: `run_fn` reads, builds, fits,
-exports. Referenced as `modules.ranking_trainer.run_fn`.
+"""Trainer module of the ranking model: `run_fn` reads, builds, fits with
+early stopping, exports (`modules.ranking_trainer.run_fn`, the
+RankingTrainer, which TFMA evaluates); `refit_fn` fits a fresh model on
+train + eval for the best epoch count (`modules.ranking_trainer.refit_fn`,
+the RankingRefit Trainer, whose model is pushed).
 
 The exported SavedModel is the ranking servable itself (Transform and the
 users' and movies' stored features inside):

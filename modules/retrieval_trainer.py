@@ -1,5 +1,8 @@
-"""Trainer module of the retrieval model: `run_fn` reads, builds, fits,
-exports. Referenced as `modules.retrieval_trainer.run_fn`.
+"""Trainer module of the retrieval model: `run_fn` reads, builds, fits with
+early stopping, exports (`modules.retrieval_trainer.run_fn`, the
+RetrievalTrainer); `refit_fn` fits a fresh model on train + eval for the
+best epoch count that `run_fn` found (`modules.retrieval_trainer.refit_fn`,
+the RetrievalRefit Trainer, whose towers are served).
 
 The exported SavedModel is the *trained towers*, with two signatures that
 take serialized raw tf.Examples (Transform is applied inside):
