@@ -303,8 +303,9 @@ def refit(train_files: List[str], eval_files: List[str],
 def _hparams(fn_args) -> RankingHParams:
   hparams = RankingHParams.from_config(
       (fn_args.custom_config or {}).get('hparams'))
-  # A bad value fails now, not after training.
-  retrieval_trainer.refit_epochs(1, hparams.refit_extra_epochs)
+  # Bad values fail now, not after training.
+  retrieval_trainer.check_refit(hparams.refit_extra_epochs,
+                                hparams.refit_min_eval_share)
   logging.info('ranking hyper-parameters: %s', hparams)
   return hparams
 
@@ -337,6 +338,10 @@ def refit_fn(fn_args) -> None:
   epochs = retrieval_trainer.refit_epochs(
       retrieval_trainer.read_best_epoch(fn_args.base_model),
       hparams.refit_extra_epochs)
+  reason = retrieval_trainer.skip_refit(fn_args, hparams.refit_min_eval_share)
+  if reason:
+    retrieval_trainer.copy_base_model(fn_args, reason)
+    return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, movies, users = refit(fn_args.train_files, fn_args.eval_files,
                                tft_output, hparams, epochs)

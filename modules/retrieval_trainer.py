@@ -404,6 +404,57 @@ def read_best_epoch(base_model_dir: Optional[str]) -> int:
   return best
 
 
+def eval_share(train_files: List[str], eval_files: List[str]) -> float:
+  """The eval split's share of the examples, from the files' sizes (same
+  encoding in both splits, so bytes are proportional to examples; no file
+  is read)."""
+  def size(patterns):
+    return sum(tf.io.gfile.stat(name).length for pattern in patterns
+               for name in tf.io.gfile.glob(pattern))
+  train, evaluation = size(train_files), size(eval_files)
+  return evaluation / max(train + evaluation, 1)
+
+
+def skip_refit(fn_args, min_eval_share: float) -> Optional[str]:
+  """Why the refit is not worth its cost here (None: refit).
+
+  The refit trains again on train + eval; when eval is a small share of the
+  data (ml-25m: about 1M of 25M ratings, `--max-eval-ratings`), that doubles
+  the training time for a few percent more data. The refit Trainer then
+  serves the early-stopped model unchanged (`copy_base_model`).
+  """
+  share = eval_share(fn_args.train_files, fn_args.eval_files)
+  if share < min_eval_share:
+    return (f'the eval split holds {share:.1%} of the examples, under '
+            f'refit_min_eval_share {min_eval_share:.0%}')
+  return None
+
+
+def copy_base_model(fn_args, reason: str) -> None:
+  """Serves the early-stopped model as it is: its SavedModel is copied to
+  the refit Trainer's serving folder (summary: `refit_epochs` 0)."""
+  training_log.write(f'{reason}: no refit, the early-stopped model is '
+                     'served')
+  for source in tf.io.gfile.walk(fn_args.base_model):
+    folder, _, names = source
+    target = os.path.join(fn_args.serving_model_dir,
+                          os.path.relpath(folder, fn_args.base_model))
+    tf.io.gfile.makedirs(target)
+    for name in names:
+      tf.io.gfile.copy(os.path.join(folder, name),
+                       os.path.join(target, name), overwrite=True)
+  write_summary(fn_args.serving_model_dir,
+                {'refit_epochs': 0, 'skipped': reason})
+
+
+def check_refit(extra_epochs: int, min_eval_share: float) -> None:
+  """Raises ValueError naming a bad refit hyper-parameter."""
+  refit_epochs(1, extra_epochs)
+  if not 0 <= min_eval_share <= 1:
+    raise ValueError(f'refit_min_eval_share must be in [0, 1], got '
+                     f'{min_eval_share}')
+
+
 def refit_epochs(best_epoch: int, extra_epochs: int) -> int:
   """Epochs of the refit: the early-stopped run's best epoch + extra."""
   if extra_epochs < 0:
@@ -446,7 +497,8 @@ def save_towers(model: retrieval_model.RetrievalModel,
 def _hparams(fn_args) -> RetrievalHParams:
   hparams = RetrievalHParams.from_config(
       (fn_args.custom_config or {}).get('hparams'))
-  refit_epochs(1, hparams.refit_extra_epochs)  # A bad value fails now.
+  # Bad values fail now, not after training.
+  check_refit(hparams.refit_extra_epochs, hparams.refit_min_eval_share)
   logging.info('retrieval hyper-parameters: %s', hparams)
   return hparams
 
@@ -478,6 +530,10 @@ def refit_fn(fn_args) -> None:
   hparams = _hparams(fn_args)
   epochs = refit_epochs(read_best_epoch(fn_args.base_model),
                         hparams.refit_extra_epochs)
+  reason = skip_refit(fn_args, hparams.refit_min_eval_share)
+  if reason:
+    copy_base_model(fn_args, reason)
+    return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,
                 epochs)

@@ -17,6 +17,7 @@ def test_defaults_without_overrides():
       'optimizer': 'auto', 'epochs': 30, 'early_stopping_patience': 3,
       'validation_examples': 100_000, 'user_history': True,
       'history_max': 200, 'refit_extra_epochs': 1,
+      'refit_min_eval_share': 0.1,
       'seed': 42,
   }
 

@@ -1,7 +1,9 @@
 """retrieval_trainer's readers of the transformed examples: the movie
 table and the user history, on a small hand-written file."""
 
+import json
 import os
+import types
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -265,3 +267,56 @@ def test_the_refit_names_a_missing_or_bad_training_summary(tmp_path):
   with pytest.raises(ValueError, match='best_epoch must be a positive '
                      'integer, got None'):
     retrieval_trainer.read_best_epoch(serving)
+
+
+def _refit_args(tmp_path, train_bytes, eval_bytes):
+  """fn_args of a refit Trainer: split files of the given sizes and a base
+  model (a SavedModel folder with a variables/ sub-folder)."""
+  for split, size in (('train', train_bytes), ('eval', eval_bytes)):
+    (tmp_path / split).mkdir()
+    (tmp_path / split / 'part-0.gz').write_bytes(b'x' * size)
+  base = tmp_path / 'base' / 'Format-Serving'
+  (base / 'variables').mkdir(parents=True)
+  (base / 'saved_model.pb').write_bytes(b'graph')
+  (base / 'variables' / 'variables.index').write_bytes(b'index')
+  return types.SimpleNamespace(
+      train_files=[str(tmp_path / 'train' / '*')],
+      eval_files=[str(tmp_path / 'eval' / '*')], base_model=str(base),
+      serving_model_dir=str(tmp_path / 'refit' / 'Format-Serving'))
+
+
+def test_the_refit_is_skipped_when_eval_is_a_small_share(tmp_path, capsys):
+  # ml-25m's case: about 1M eval ratings of 25M (4%).
+  args = _refit_args(tmp_path, train_bytes=960, eval_bytes=40)
+
+  assert retrieval_trainer.eval_share(args.train_files,
+                                      args.eval_files) == 0.04
+  reason = retrieval_trainer.skip_refit(args, 0.1)
+  assert reason == ('the eval split holds 4.0% of the examples, under '
+                    'refit_min_eval_share 10%')
+  retrieval_trainer.copy_base_model(args, reason)
+
+  # The early-stopped SavedModel, copied whole, is served.
+  refit = tmp_path / 'refit' / 'Format-Serving'
+  assert (refit / 'saved_model.pb').read_bytes() == b'graph'
+  assert (refit / 'variables' / 'variables.index').read_bytes() == b'index'
+  summary = json.loads((tmp_path / 'refit' /
+                        'training_summary.json').read_text())
+  assert summary == {'refit_epochs': 0, 'skipped': reason}
+  assert 'no refit, the early-stopped model is served' in (
+      capsys.readouterr().out)
+
+
+def test_the_refit_runs_when_eval_is_a_fifth(tmp_path):
+  args = _refit_args(tmp_path, train_bytes=800, eval_bytes=200)
+
+  assert retrieval_trainer.skip_refit(args, 0.1) is None
+  assert retrieval_trainer.skip_refit(args, 0.25) is not None
+
+
+@pytest.mark.parametrize('extra, share, message', [
+    (-1, 0.1, 'refit_extra_epochs must be >= 0, got -1'),
+    (0, 1.5, r'refit_min_eval_share must be in \[0, 1\], got 1.5')])
+def test_bad_refit_hyper_parameters_are_named(extra, share, message):
+  with pytest.raises(ValueError, match=message):
+    retrieval_trainer.check_refit(extra, share)
