@@ -300,21 +300,11 @@ def refit(train_files: List[str], eval_files: List[str],
   return model, movies, users
 
 
-def _hparams(fn_args) -> RankingHParams:
-  hparams = RankingHParams.from_config(
-      (fn_args.custom_config or {}).get('hparams'))
-  # Bad values fail now, not after training.
-  retrieval_trainer.check_refit(hparams.refit_extra_epochs,
-                                hparams.refit_min_eval_share)
-  logging.info('ranking hyper-parameters: %s', hparams)
-  return hparams
-
-
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point: read, build, fit with early stopping on the
   eval RMSE, export; the best epoch and its metrics go to the model's
   training summary, for `refit_fn`."""
-  hparams = _hparams(fn_args)
+  hparams = retrieval_trainer.read_hparams(fn_args, RankingHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics, movies, users = train(
       fn_args.train_files, fn_args.eval_files, tft_output, hparams)
@@ -334,13 +324,9 @@ def refit_fn(fn_args) -> None:
   (`base_model`, from `run_fn`) is what TFMA evaluates and blesses; this one
   is pushed and used by the recommender (`RankingHParams.refit_extra_epochs`).
   """
-  hparams = _hparams(fn_args)
-  epochs = retrieval_trainer.refit_epochs(
-      retrieval_trainer.read_best_epoch(fn_args.base_model),
-      hparams.refit_extra_epochs)
-  reason = retrieval_trainer.skip_refit(fn_args, hparams.refit_min_eval_share)
-  if reason:
-    retrieval_trainer.copy_base_model(fn_args, reason)
+  hparams = retrieval_trainer.read_hparams(fn_args, RankingHParams)
+  epochs = retrieval_trainer.plan_refit(fn_args, hparams)
+  if epochs is None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, movies, users = refit(fn_args.train_files, fn_args.eval_files,

@@ -494,20 +494,35 @@ def save_towers(model: retrieval_model.RetrievalModel,
       })
 
 
-def _hparams(fn_args) -> RetrievalHParams:
-  hparams = RetrievalHParams.from_config(
+def read_hparams(fn_args, hparams_class):
+  """The Trainer's hyper-parameters (`custom_config['hparams']` over the
+  defaults of `hparams_class`), the refit's checked now, not after
+  training."""
+  hparams = hparams_class.from_config(
       (fn_args.custom_config or {}).get('hparams'))
-  # Bad values fail now, not after training.
   check_refit(hparams.refit_extra_epochs, hparams.refit_min_eval_share)
-  logging.info('retrieval hyper-parameters: %s', hparams)
+  logging.info('%s hyper-parameters: %s', hparams_class.KIND, hparams)
   return hparams
+
+
+def plan_refit(fn_args, hparams) -> Optional[int]:
+  """The refit's epoch count (the base model's best epoch + the extra
+  ones), or None when the refit is skipped (`skip_refit`): the base model
+  has then been copied to the serving folder."""
+  epochs = refit_epochs(read_best_epoch(fn_args.base_model),
+                        hparams.refit_extra_epochs)
+  reason = skip_refit(fn_args, hparams.refit_min_eval_share)
+  if reason:
+    copy_base_model(fn_args, reason)
+    return None
+  return epochs
 
 
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point: read, build, fit with early stopping on the
   eval split, export; the best epoch and its metrics go to the model's
   training summary, for `refit_fn`."""
-  hparams = _hparams(fn_args)
+  hparams = read_hparams(fn_args, RetrievalHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics = train(fn_args.train_files, fn_args.eval_files, tft_output,
                          hparams)
@@ -527,12 +542,9 @@ def refit_fn(fn_args) -> None:
   RetrievalEvaluator measures, on an eval split it has not seen; this one
   is what is indexed and served (`RetrievalHParams.refit_extra_epochs`).
   """
-  hparams = _hparams(fn_args)
-  epochs = refit_epochs(read_best_epoch(fn_args.base_model),
-                        hparams.refit_extra_epochs)
-  reason = skip_refit(fn_args, hparams.refit_min_eval_share)
-  if reason:
-    copy_base_model(fn_args, reason)
+  hparams = read_hparams(fn_args, RetrievalHParams)
+  epochs = plan_refit(fn_args, hparams)
+  if epochs is None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,

@@ -320,3 +320,16 @@ def test_the_refit_runs_when_eval_is_a_fifth(tmp_path):
 def test_bad_refit_hyper_parameters_are_named(extra, share, message):
   with pytest.raises(ValueError, match=message):
     retrieval_trainer.check_refit(extra, share)
+
+
+def test_the_refit_plan_is_the_best_epoch_plus_the_extra_ones(tmp_path):
+  from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
+  args = _refit_args(tmp_path, train_bytes=800, eval_bytes=200)
+  retrieval_trainer.write_summary(args.base_model, {'best_epoch': 2})
+
+  assert retrieval_trainer.plan_refit(args, RetrievalHParams()) == 3
+  assert retrieval_trainer.plan_refit(args, RankingHParams()) == 2
+  # Skipped: nothing to train, the base model is served.
+  assert retrieval_trainer.plan_refit(args, RetrievalHParams(
+      refit_min_eval_share=0.5)) is None
+  assert (tmp_path / 'refit' / 'Format-Serving' / 'saved_model.pb').exists()
