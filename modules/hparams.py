@@ -101,9 +101,11 @@ class RetrievalHParams(_FromConfig):
       model, same seed, fitted on train + eval after early stopping has
       picked the epoch count on eval) trains this many epochs beyond the
       best one; its data is larger by the eval split. See README, "What is
-      evaluated and what is served". On ML-100K (best epoch 2), refits of
-      2 / 3 / 4 epochs gave MS Recommenders nDCG@10 0.429 / 0.455 / 0.434
-      (seed 42; benchmarks/README.md, "Where the gap to 0.48 is").
+      evaluated and what is served". MS Recommenders nDCG@10 of retrieval
+      alone on ML-100K, extra epochs 0 / 1 / 2: seed 42 0.429 / 0.455 /
+      0.434, seed 1 0.4388 / 0.4393 / 0.4286, seed 2 (best epoch 1) 0.4097
+      / 0.4427 / 0.4437; means 0.426 / 0.446 / 0.435
+      (benchmarks/results/retrieval_sweep_6.json).
     refit_min_eval_share: the refit is skipped, and the early-stopped model
       served as it is, when the eval split holds less than this share of
       the ratings (by the files' sizes). At ml-25m the eval split is bounded
