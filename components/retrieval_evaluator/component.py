@@ -73,9 +73,9 @@ class RetrievalEvaluator(base_component.BaseComponent):
 
     Args:
       model: channel of `Model`; the retrieval servable is its eval model
-        (`Format-TFMA`) if it has one, else its `Format-Serving`
-        SavedModel, as TFMA's Evaluator chooses: signature 'serving_default', input
-        'user_id' (tf.string [batch]), outputs 'movie_ids' (tf.string
+        (`Format-TFMA`: the RetrievalIndexer's servable of the early-stopped
+        towers) if it has one, else its `Format-Serving` SavedModel:
+        signature 'serving_default', input 'user_id' (tf.string [batch]), outputs 'movie_ids' (tf.string
         [batch, K]), 'movie_titles', 'scores' (tf.float32 [batch, K]), best
         first, the user's train movies excluded. K must be at least the
         deepest metric (100 by default).

@@ -222,9 +222,10 @@ def load_evaluation_data(examples: types.Artifact,
 def load_servable(model: types.Artifact) -> Tuple[Any, Any]:
   """Loads the model's eval SavedModel and checks its signature.
 
-  The eval model (`Format-TFMA`) is what has not seen the eval split when
-  the served one was refit on it (`modules/hparams.py`, `refit`); without
-  one, the serving model (`Format-Serving`) is evaluated, as TFMA does.
+  The eval model (`Format-TFMA`, which the RetrievalIndexer builds from
+  the early-stopped towers when the served ones were refit on train + eval)
+  has not seen the eval split; without one, the serving model
+  (`Format-Serving`) is evaluated (`tfx.utils.path_utils.eval_model_path`).
 
   Returns:
     (the loaded object, which must stay referenced while the signature is
