@@ -75,9 +75,10 @@ class RetrievalEvaluator(base_component.BaseComponent):
       model: channel of `Model`; the retrieval servable is its eval model
         (`Format-TFMA`: the RetrievalIndexer's servable of the early-stopped
         towers) if it has one, else its `Format-Serving` SavedModel:
-        signature 'serving_default', input 'user_id' (tf.string [batch]), outputs 'movie_ids' (tf.string
-        [batch, K]), 'movie_titles', 'scores' (tf.float32 [batch, K]), best
-        first, the user's train movies excluded. K must be at least the
+        signature 'serving_default', input 'user_id' (tf.string [batch]),
+        outputs 'movie_ids' (tf.string [batch, K]), 'movie_titles',
+        'scores' (tf.float32 [batch, K]), best first, the user's train
+        movies excluded. K must be at least the
         deepest metric (100 by default).
       examples: channel of `Examples` with splits 'train' and 'eval' of raw
         ratings (features 'user_id' and 'movie_id'), e.g. the 'ratings'
