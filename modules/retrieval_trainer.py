@@ -30,6 +30,7 @@ from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
+from tfx.utils import io_utils  # noqa: E402
 
 from modules import features  # noqa: E402
 from modules import optimizers  # noqa: E402
@@ -435,14 +436,7 @@ def copy_base_model(fn_args, reason: str) -> None:
   the refit Trainer's serving folder (summary: `refit_epochs` 0)."""
   training_log.write(f'{reason}: no refit, the early-stopped model is '
                      'served')
-  for source in tf.io.gfile.walk(fn_args.base_model):
-    folder, _, names = source
-    target = os.path.join(fn_args.serving_model_dir,
-                          os.path.relpath(folder, fn_args.base_model))
-    tf.io.gfile.makedirs(target)
-    for name in names:
-      tf.io.gfile.copy(os.path.join(folder, name),
-                       os.path.join(target, name), overwrite=True)
+  io_utils.copy_dir(fn_args.base_model, fn_args.serving_model_dir)
   write_summary(fn_args.serving_model_dir,
                 {'refit_epochs': 0, 'skipped': reason})
 

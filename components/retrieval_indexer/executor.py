@@ -66,12 +66,22 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int],
                 ) -> Tuple[List[bytes], List[bytes], List[List[int]],
                            List[List[int]]]:
   """Per user of the `query_splits`: ids, query Examples, and the catalogue
-  rows they rated in train and in eval.
+  rows they rated in train and in eval (`read_histories` for one set)."""
+  return read_histories(ratings, movie_rows, [query_splits])[0]
+
+
+def read_histories(ratings: types.Artifact, movie_rows: Dict[bytes, int],
+                   query_split_sets: Sequence[Sequence[str]]
+                  ) -> List[Tuple[List[bytes], List[bytes], List[List[int]],
+                                  List[List[int]]]]:
+  """For each set of `query_split_sets`, per user of those splits: ids,
+  query Examples, and the catalogue rows they rated in train and in eval.
+  The ratings are read once, whatever the number of sets.
 
   A user's query Example carries their features and the time of their
-  latest rating in `query_splits` (the time context of a serving request):
-  the train split for a model trained on it, train and eval for one refit
-  on both.
+  latest rating in the set's splits (the time context of a serving
+  request): the train split for a model trained on it, train and eval for
+  one refit on both.
 
   Ratings are parsed a batch at a time (ids and time only, vectorised);
   only each user's latest record is kept whole and parsed at the end, so
@@ -81,9 +91,11 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int],
            features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
            features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64,
                                                      default_value=0)}
-  latest: Dict[bytes, Tuple[int, bytes]] = {}
+  sets = [tuple(splits) for splits in query_split_sets]
+  latest: List[Dict[bytes, Tuple[int, bytes]]] = [{} for _ in sets]
   seen: Dict[bytes, List[int]] = {}
-  for split in sorted(set(query_splits) | {'train'}):
+  for split in sorted(set().union(*sets) | {'train'}):
+    kept = [table for table, splits in zip(latest, sets) if split in splits]
     dataset = examples_io.records(ratings, split).batch(_READ_BATCH).map(
         lambda records: (records, tf.io.parse_example(records, spec_)))
     for records, batch in dataset.as_numpy_iterator():
@@ -94,22 +106,24 @@ def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int],
           row = movie_rows.get(movie_id)
           if row is not None:
             seen.setdefault(user_id, []).append(row)
-        if split not in query_splits:
-          continue
-        previous = latest.get(user_id)
-        if previous is None or timestamp >= previous[0]:
-          latest[user_id] = (timestamp, record)
-  user_ids = sorted(latest)
-  examples = []
-  for user_id in user_ids:
-    example = tf.train.Example.FromString(latest[user_id][1])
-    examples.append(retrieval_export.user_example(user_id, {
-        key: _value(example, key) for key in retrieval_export.QUERY_FEATURES}))
-  del latest
+        for table in kept:
+          previous = table.get(user_id)
+          if previous is None or timestamp >= previous[0]:
+            table[user_id] = (timestamp, record)
   eval_seen = _seen(ratings, 'eval', movie_rows)
-  return (user_ids, examples,
-          [sorted(set(seen.get(u, []))) for u in user_ids],
-          [sorted(set(eval_seen.get(u, []))) for u in user_ids])
+  results = []
+  for table in latest:
+    user_ids = sorted(table)
+    examples = []
+    for user_id in user_ids:
+      example = tf.train.Example.FromString(table[user_id][1])
+      examples.append(retrieval_export.user_example(user_id, {
+          key: _value(example, key)
+          for key in retrieval_export.QUERY_FEATURES}))
+    results.append((user_ids, examples,
+                    [sorted(set(seen.get(u, []))) for u in user_ids],
+                    [sorted(set(eval_seen.get(u, []))) for u in user_ids]))
+  return results
 
 
 def index_recall(servable: retrieval_export.RetrievalServable,
@@ -159,10 +173,9 @@ class Executor(base_executor.BaseExecutor):
     movie_examples, movie_ids, titles = read_catalogue(movies)
     movie_rows = {m: i for i, m in enumerate(movie_ids)}
 
-    def build(towers_dir: str, query_splits: Sequence[str]):
+    def build(towers_dir: str, history):
       towers = tf.saved_model.load(towers_dir)
-      user_ids, user_examples, train_seen, eval_seen = read_history(
-          ratings, movie_rows, query_splits)
+      user_ids, user_examples, train_seen, eval_seen = history
       embeddings = retrieval_export.embed_catalogue(towers, movie_examples)
       return retrieval_export.RetrievalServable(
           towers, movie_ids, titles, embeddings, user_ids, user_examples,
@@ -176,16 +189,19 @@ class Executor(base_executor.BaseExecutor):
     eval_model = input_dict.get(spec.EVAL_MODEL_KEY)
     refit = bool(eval_model)
     if refit:
+      served_history, evaluated_history = read_histories(
+          ratings, movie_rows, [('train', 'eval'), ('train',)])
       evaluated, _, _ = build(
           path_utils.serving_model_path(
               artifact_utils.get_single_instance(eval_model).uri),
-          ('train',))
+          evaluated_history)
       retrieval_export.save(evaluated,
                             path_utils.eval_model_dir(servable.uri))
-      del evaluated
+      del evaluated, evaluated_history
+    else:
+      served_history = read_history(ratings, movie_rows)
     module, user_examples, embeddings = build(
-        path_utils.serving_model_path(model.uri),
-        ('train', 'eval') if refit else ('train',))
+        path_utils.serving_model_path(model.uri), served_history)
     servable.set_string_custom_property(INDEX_PROPERTY, index)
     recall_note = ''
     if index == retrieval_index.SCANN and user_examples:
