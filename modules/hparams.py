@@ -112,6 +112,12 @@ class RetrievalHParams(_FromConfig):
       to about 1M of 25M ratings (4%, `--max-eval-ratings`): a refit would
       double the training time (the RetrievalTrainer's 1,678 s per epoch,
       README "Scale") for 4% more data. ML-100K and ml-1m hold out 20%.
+    ensemble_size: the refit trains this many models, with seeds `seed`,
+      `seed + 1`, ..., and serves them as one two-tower model: their
+      embeddings side by side, each scaled by 1/sqrt(n), so the score is
+      the mean of the members' scores and there is still one index
+      (`retrieval_model.TowerEnsemble`; the index's dimension is n times
+      a member's). 1 serves the refit model alone. ENSEMBLE_RETRIEVAL
     seed: for weight initialisation and shuffling.
   """
   embedding_dim: int = 64
@@ -133,6 +139,7 @@ class RetrievalHParams(_FromConfig):
   history_max: int = 200
   refit_extra_epochs: int = 1
   refit_min_eval_share: float = 0.1
+  ensemble_size: int = 3
   seed: int = 42
 
   KIND = 'retrieval'
@@ -239,6 +246,10 @@ class RankingHParams(_FromConfig):
       (`RankingRefit`) trains beyond the best epoch of early stopping.
     refit_min_eval_share: as the retrieval model's: no refit (the
       early-stopped model is served) below this eval share of the ratings.
+    ensemble_size: as the retrieval model's: the refit trains this many
+      models (seeds `seed`, `seed + 1`, ...) and serves the mean of their
+      outputs, rating and relevance (`ranking_model.RankingEnsemble`).
+      ENSEMBLE_RANKING
     seed: weight initialisation, shuffling and negative sampling.
   """
   KIND = 'ranking'
@@ -265,6 +276,7 @@ class RankingHParams(_FromConfig):
   validation_examples: int = 100_000
   refit_extra_epochs: int = 0
   refit_min_eval_share: float = 0.1
+  ensemble_size: int = 3
   seed: int = 42
 
   @property

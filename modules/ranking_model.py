@@ -312,3 +312,18 @@ def rows_of(columns: Mapping[str, tf.Tensor], rows: tf.Tensor
                    else value)
   return result
 
+
+class RankingEnsemble(tf.keras.layers.Layer):
+  """n trained ranking models as one: each output (rating, relevance logit)
+  is the mean of the members'. Called as a `RankingModel` is."""
+
+  def __init__(self, models: Sequence[RankingModel], **kwargs):
+    super().__init__(**kwargs)
+    if not models:
+      raise ValueError('RankingEnsemble needs at least one model')
+    self.members = list(models)
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    outputs = [member(inputs) for member in self.members]
+    return {key: tf.add_n([o[key] for o in outputs]) / len(outputs)
+            for key in outputs[0]}

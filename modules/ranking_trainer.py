@@ -1,8 +1,9 @@
 """Trainer module of the ranking model: `run_fn` reads, builds, fits with
 early stopping, exports (`modules.ranking_trainer.run_fn`, the
-RankingTrainer, which TFMA evaluates); `refit_fn` fits a fresh model on
-train + eval for the best epoch count (`modules.ranking_trainer.refit_fn`,
-the RankingRefit Trainer, whose model is pushed).
+RankingTrainer, which TFMA evaluates); `refit_fn` fits fresh models (an
+ensemble, outputs averaged) on train + eval for the best epoch count
+(`modules.ranking_trainer.refit_fn`, the RankingRefit Trainer, whose model
+is pushed).
 
 The exported SavedModel is the ranking servable itself (Transform and the
 users' and movies' stored features inside):
@@ -132,18 +133,24 @@ def rating_range(tft_output: tft.TFTransformOutput) -> Tuple[float, float]:
   return ranking_model.MIN_RATING, ranking_model.MAX_RATING
 
 
-def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
-                hparams: RankingHParams
-               ) -> Tuple[ranking_model.RankingModel, Dict[str, tf.Tensor],
+def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput
+               ) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int],
                           Dict[str, tf.Tensor]]:
-  """(the compiled model as `train` fits it, the movie table and the user
-  table of the files), both tables read in one pass: relevance negatives
-  are drawn from the movie table, and the export serves both."""
+  """(the movie table, ratings per movie, the user table) of the files, in
+  one pass: relevance negatives are drawn from the movie table, and the
+  export serves both tables."""
   spec = tft_output.transformed_feature_spec()
   movie_rows, user_rows = (retrieval_trainer.MovieRows(spec),
                            UserRows(spec))
   retrieval_trainer.scan(train_files, [movie_rows, user_rows])
   movies, counts = movie_rows.result()
+  return movies, counts, user_rows.result()
+
+
+def compile_model(movies: Mapping[str, tf.Tensor], counts: Mapping[bytes, int],
+                  tft_output: tft.TFTransformOutput, hparams: RankingHParams
+                 ) -> ranking_model.RankingModel:
+  """The compiled model as `train` fits it, on `read_tables`' tables."""
   catalogue = {k: v for k, v in movies.items()
                if k in ranking_model.MOVIE_INPUTS}
   sizes = retrieval_trainer.vocab_sizes(tft_output)
@@ -158,7 +165,17 @@ def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
                         movies[features.MOVIE_ID].numpy().tolist()],
       rating_range=rating_range(tft_output))
   model.compile(optimizer=optimizers.build(optimizer, hparams.learning_rate))
-  return model, movies, user_rows.result()
+  return model
+
+
+def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
+                hparams: RankingHParams
+               ) -> Tuple[ranking_model.RankingModel, Dict[str, tf.Tensor],
+                          Dict[str, tf.Tensor]]:
+  """(the compiled model as `train` fits it, the movie table and the user
+  table of the files)."""
+  movies, counts, users = read_tables(train_files, tft_output)
+  return compile_model(movies, counts, tft_output, hparams), movies, users
 
 
 def train(train_files: List[str], eval_files: List[str],
@@ -282,22 +299,26 @@ def save(export: RankingExport, export_dir: str) -> None:
 
 def refit(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RankingHParams,
-          epochs: int) -> Tuple[ranking_model.RankingModel,
-                                Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
-  """(a fresh model, same seed, fitted on train + eval for `epochs` epochs
-  with its final weights; the movie table and the user table of train +
-  eval). Nothing is held out, so no validation metric."""
-  tf.keras.utils.set_random_seed(hparams.seed)
+          epochs: int) -> Tuple[object, Dict[str, tf.Tensor],
+                                Dict[str, tf.Tensor]]:
+  """(fresh models fitted on train + eval for `epochs` epochs with their
+  final weights; the movie table and the user table of train + eval).
+  Nothing is held out, so no validation metric.
+
+  The model is a `RankingModel` (`ensemble_size` 1: same seed as the
+  early-stopped one) or a `ranking_model.RankingEnsemble` of
+  `ensemble_size` models with seeds `seed`, `seed + 1`, ... (the tables are
+  read once for all).
+  """
   files = list(train_files) + list(eval_files)
-  model, movies, users = build_model(files, tft_output, hparams)
-  dataset = retrieval_trainer.make_dataset(
-      files, tft_output.transformed_feature_spec(), hparams.batch_size,
-      shuffle=True, seed=hparams.seed)
-  training_log.write(f'ranking refit on train + eval for {epochs} epoch(s)')
-  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
-      training_log.TrainingLog('ranking refit', hparams.batch_size,
-                               EPOCH_METRICS[:2])])
-  return model, movies, users
+  movies, counts, users = read_tables(files, tft_output)
+  members = retrieval_trainer.fit_members(
+      'ranking', files, tft_output, hparams, epochs,
+      lambda: compile_model(movies, counts, tft_output, hparams),
+      EPOCH_METRICS[:2])
+  if len(members) == 1:
+    return members[0], movies, users
+  return ranking_model.RankingEnsemble(members), movies, users
 
 
 def run_fn(fn_args) -> None:
@@ -318,9 +339,10 @@ def run_fn(fn_args) -> None:
 
 
 def refit_fn(fn_args) -> None:
-  """TFX Trainer entry point of the refit (`RankingRefit`): a fresh model on
-  train + eval for the base model's best epoch + `refit_extra_epochs`, its
-  user and movie tables from train + eval too. The early-stopped model
+  """TFX Trainer entry point of the refit (`RankingRefit`): fresh models
+  (`ensemble_size` of them, their outputs averaged) on train + eval for the
+  base model's best epoch + `refit_extra_epochs`, the user and movie tables
+  from train + eval too. The early-stopped model
   (`base_model`, from `run_fn`) is what TFMA evaluates and blesses; this one
   is pushed and used by the recommender (`RankingHParams.refit_extra_epochs`).
   """
@@ -333,5 +355,6 @@ def refit_fn(fn_args) -> None:
                                tft_output, hparams, epochs)
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
-  retrieval_trainer.write_summary(fn_args.serving_model_dir,
-                                  {'refit_epochs': epochs})
+  retrieval_trainer.write_summary(
+      fn_args.serving_model_dir,
+      retrieval_trainer.refit_summary(epochs, hparams))

@@ -17,11 +17,12 @@ int64 [batch] indices, float32 [batch] z-scores, and SparseTensors of
 indices for the multivalent genres and title words.
 """
 
+import math
 import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from typing import Dict, Mapping, Optional  # noqa: E402
+from typing import Dict, Mapping, Optional, Sequence  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
@@ -258,6 +259,42 @@ class Tower(tf.keras.Model):
       output = tf.concat(
           [output, self.id_bias(inputs[_xf(self._id_key)])], axis=1)
     return output
+
+
+class TowerEnsemble(tf.keras.layers.Layer):
+  """Towers side by side: the members' embeddings concatenated, each scaled
+  by 1/sqrt(n).
+
+  The dot product of a query ensemble and a candidate ensemble is then the
+  mean of the members' dot products, so an ensemble of n two-tower models is
+  itself a two-tower model: one query embedding, one candidate embedding,
+  one top-k index (of n times the dimension) and one score, on the scale of
+  a single member's.
+  """
+
+  def __init__(self, towers: Sequence[tf.keras.Model], **kwargs):
+    super().__init__(**kwargs)
+    if not towers:
+      raise ValueError('TowerEnsemble needs at least one tower')
+    self.towers = list(towers)
+    self._scale = 1.0 / math.sqrt(len(self.towers))
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    return tf.concat([tower(inputs) for tower in self.towers],
+                     axis=1) * self._scale
+
+
+class RetrievalEnsemble(tf.Module):
+  """n trained retrieval models as one pair of towers (`TowerEnsemble`):
+  `query_tower` and `candidate_tower`, as a `RetrievalModel` has."""
+
+  def __init__(self, models: Sequence['RetrievalModel']):
+    super().__init__()
+    self.members = list(models)
+    self.query_tower = TowerEnsemble([m.query_tower for m in self.members],
+                                     name='query_ensemble')
+    self.candidate_tower = TowerEnsemble(
+        [m.candidate_tower for m in self.members], name='candidate_ensemble')
 
 
 def build_towers(vocab_sizes: Mapping[str, int],

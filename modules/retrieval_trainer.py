@@ -1,8 +1,10 @@
 """Trainer module of the retrieval model: `run_fn` reads, builds, fits with
 early stopping, exports (`modules.retrieval_trainer.run_fn`, the
-RetrievalTrainer); `refit_fn` fits a fresh model on train + eval for the
+RetrievalTrainer); `refit_fn` fits fresh models on train + eval for the
 best epoch count that `run_fn` found (`modules.retrieval_trainer.refit_fn`,
-the RetrievalRefit Trainer, whose towers are served).
+the RetrievalRefit Trainer, whose towers are served): an ensemble of
+`ensemble_size`, exported as one pair of towers whose D is the members'
+summed (`retrieval_model.TowerEnsemble`).
 
 The exported SavedModel is the *trained towers*, with two signatures that
 take serialized raw tf.Examples (Transform is applied inside):
@@ -243,12 +245,10 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
   return model
 
 
-def build_model_from_files(train_files: List[str],
-                           tft_output: tft.TFTransformOutput,
-                           hparams: RetrievalHParams
-                          ) -> retrieval_model.RetrievalModel:
-  """The compiled model as `train` fits it: movie table, sampling
-  probabilities and (with `user_history`) the history from the files."""
+def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput,
+                hparams: RetrievalHParams) -> tuple:
+  """(movie table, ratings per movie, user history or None) of the files,
+  in one pass: what `build_model` needs besides the hyper-parameters."""
   spec = tft_output.transformed_feature_spec()
   movies, ratings = MovieRows(spec), RatingColumns(spec)
   scan(train_files, [movies, ratings] if hparams.user_history else [movies])
@@ -260,7 +260,17 @@ def build_model_from_files(train_files: List[str],
                               hparams.history_max)
     logging.info('retrieval: user history of %d ratings (at most %s per '
                  'user)', len(history[0]), hparams.history_max or 'all')
-  return build_model(tft_output, hparams, movie_columns, counts, history)
+  return movie_columns, counts, history
+
+
+def build_model_from_files(train_files: List[str],
+                           tft_output: tft.TFTransformOutput,
+                           hparams: RetrievalHParams
+                          ) -> retrieval_model.RetrievalModel:
+  """The compiled model as `train` fits it: movie table, sampling
+  probabilities and (with `user_history`) the history from the files."""
+  return build_model(tft_output, hparams,
+                     *read_tables(train_files, tft_output, hparams))
 
 
 EPOCH_METRICS = (
@@ -441,9 +451,12 @@ def copy_base_model(fn_args, reason: str) -> None:
                 {'refit_epochs': 0, 'skipped': reason})
 
 
-def check_refit(extra_epochs: int, min_eval_share: float) -> None:
+def check_refit(extra_epochs: int, min_eval_share: float,
+                ensemble_size: int = 1) -> None:
   """Raises ValueError naming a bad refit hyper-parameter."""
   refit_epochs(1, extra_epochs)
+  if ensemble_size < 1:
+    raise ValueError(f'ensemble_size must be >= 1, got {ensemble_size}')
   if not 0 <= min_eval_share <= 1:
     raise ValueError(f'refit_min_eval_share must be in [0, 1], got '
                      f'{min_eval_share}')
@@ -458,26 +471,67 @@ def refit_epochs(best_epoch: int, extra_epochs: int) -> int:
 
 def refit(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
-          epochs: int) -> retrieval_model.RetrievalModel:
-  """A fresh model (same seed) fitted on train + eval for `epochs` epochs,
-  final weights: movie table, sampling probabilities and user history
-  include the eval split's ratings. Nothing is held out, so no metric."""
-  tf.keras.utils.set_random_seed(hparams.seed)
+          epochs: int):
+  """Fresh models fitted on train + eval for `epochs` epochs, final
+  weights: movie table, sampling probabilities and user history include the
+  eval split's ratings. Nothing is held out, so no metric.
+
+  Returns the model (`ensemble_size` 1: same seed as the early-stopped one)
+  or a `retrieval_model.RetrievalEnsemble` of `ensemble_size` models with
+  seeds `seed`, `seed + 1`, ... (the tables are read once for all).
+  """
   files = list(train_files) + list(eval_files)
-  model = build_model_from_files(files, tft_output, hparams)
-  dataset = make_dataset(files, tft_output.transformed_feature_spec(),
-                         hparams.batch_size, shuffle=True, seed=hparams.seed)
-  training_log.write(f'retrieval refit on train + eval for {epochs} '
-                     f'epoch(s)')
-  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
-      training_log.TrainingLog('retrieval refit', hparams.batch_size,
-                               EPOCH_METRICS[:1])])
-  return model
+  tables = read_tables(files, tft_output, hparams)
+  members = fit_members('retrieval', files, tft_output, hparams, epochs,
+                        lambda: build_model(tft_output, hparams, *tables),
+                        EPOCH_METRICS[:1])
+  if len(members) == 1:
+    return members[0]
+  return retrieval_model.RetrievalEnsemble(members)
 
 
-def save_towers(model: retrieval_model.RetrievalModel,
-                tft_output: tft.TFTransformOutput, export_dir: str) -> None:
-  """Saves the towers with the `query_embedding` and `candidate_embedding`
+def fit_members(kind: str, files: List[str],
+                tft_output: tft.TFTransformOutput, hparams, epochs: int,
+                build, epoch_metrics) -> List[tf.keras.Model]:
+  """The refit's `ensemble_size` models: each seeded (`member_seeds`), built
+  by `build()`, fitted on `files` for `epochs` epochs, its progress logged
+  as '<kind> refit [i/n]' with `epoch_metrics`."""
+  members = []
+  for member, seed in enumerate(member_seeds(hparams)):
+    tf.keras.utils.set_random_seed(seed)
+    model = build()
+    dataset = make_dataset(files, tft_output.transformed_feature_spec(),
+                           hparams.batch_size, shuffle=True, seed=seed)
+    name = refit_name(kind, member, hparams.ensemble_size)
+    training_log.write(f'{name} on train + eval for {epochs} epoch(s), '
+                       f'seed {seed}')
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
+        training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)])
+    members.append(model)
+  return members
+
+
+def refit_summary(epochs: int, hparams) -> Dict[str, object]:
+  """The refit's training summary: its epochs and its members' seeds."""
+  return {'refit_epochs': epochs, 'ensemble_seeds': member_seeds(hparams)}
+
+
+def member_seeds(hparams) -> List[int]:
+  """The refit ensemble's seeds: `seed`, `seed + 1`, ... (`ensemble_size`
+  of them); the first member is the early-stopped model's twin."""
+  return [hparams.seed + i for i in range(hparams.ensemble_size)]
+
+
+def refit_name(kind: str, member: int, size: int) -> str:
+  """'retrieval refit' or, in an ensemble, 'retrieval refit 2/3'."""
+  return (f'{kind} refit' if size == 1 else
+          f'{kind} refit {member + 1}/{size}')
+
+
+def save_towers(model, tft_output: tft.TFTransformOutput,
+                export_dir: str) -> None:
+  """Saves the towers of `model` (a `RetrievalModel` or a
+  `RetrievalEnsemble`) with the `query_embedding` and `candidate_embedding`
   signatures."""
   export = TowersExport(model, tft_output, QUERY_DEFAULTS)
   tf.saved_model.save(
@@ -494,7 +548,8 @@ def read_hparams(fn_args, hparams_class):
   training."""
   hparams = hparams_class.from_config(
       (fn_args.custom_config or {}).get('hparams'))
-  check_refit(hparams.refit_extra_epochs, hparams.refit_min_eval_share)
+  check_refit(hparams.refit_extra_epochs, hparams.refit_min_eval_share,
+              hparams.ensemble_size)
   logging.info('%s hyper-parameters: %s', hparams_class.KIND, hparams)
   return hparams
 
@@ -529,8 +584,9 @@ def run_fn(fn_args) -> None:
 
 
 def refit_fn(fn_args) -> None:
-  """TFX Trainer entry point of the refit (`RetrievalRefit`): a fresh model
-  on train + eval for the base model's best epoch + `refit_extra_epochs`.
+  """TFX Trainer entry point of the refit (`RetrievalRefit`): fresh models
+  (`ensemble_size` of them, exported as one pair of towers) on train + eval
+  for the base model's best epoch + `refit_extra_epochs`.
 
   The early-stopped model (`base_model`, from `run_fn`) is what the
   RetrievalEvaluator measures, on an eval split it has not seen; this one
@@ -544,4 +600,4 @@ def refit_fn(fn_args) -> None:
   model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,
                 epochs)
   save_towers(model, tft_output, fn_args.serving_model_dir)
-  write_summary(fn_args.serving_model_dir, {'refit_epochs': epochs})
+  write_summary(fn_args.serving_model_dir, refit_summary(epochs, hparams))

@@ -25,7 +25,7 @@ from tfx.types import artifact_utils, standard_artifacts
 import runner_local
 from components.retrieval_evaluator import executor as retrieval_evaluator
 from components.retrieval_evaluator import metrics as retrieval_metrics
-from modules import features
+from modules import features, retrieval_export
 from movielens import synthetic
 from pipeline import configs
 
@@ -305,9 +305,9 @@ def _summary(model):
 
 def test_refit_models_are_served_and_the_early_stopped_ones_evaluated(
     first_run):
-  """The Trainers early-stop on eval; the Refit Trainers fit train + eval
-  for the best epoch count (+1 for retrieval): the Evaluators measure the
-  first, the Pushers ship the second."""
+  """The Trainers early-stop on eval; the Refit Trainers fit ensembles of
+  three on train + eval for the best epoch count (+1 for retrieval): the
+  Evaluators measure the first, the Pushers ship the second."""
   _, output_dir, _, _ = first_run
   store = _store(output_dir)
   ratings = _latest(store, 'Examples', 'MovieLensExampleGen/ratings')
@@ -317,10 +317,22 @@ def test_refit_models_are_served_and_the_early_stopped_ones_evaluated(
   ranking_refit = _latest(store, 'Model', 'RankingRefit')
   best = _summary(_latest(store, 'Model', 'RetrievalTrainer'))['best_epoch']
   assert 1 <= best <= 6
-  assert _summary(_latest(store, 'Model', 'RetrievalRefit')) == {
-      'refit_epochs': best + 1}
+  seeds = [42, 43, 44]  # The default ensemble of three, from seed 42.
+  retrieval_refit = _latest(store, 'Model', 'RetrievalRefit')
+  assert _summary(retrieval_refit) == {'refit_epochs': best + 1,
+                                       'ensemble_seeds': seeds}
   assert _summary(ranking_refit) == {
-      'refit_epochs': _summary(ranking)['best_epoch']}
+      'refit_epochs': _summary(ranking)['best_epoch'],
+      'ensemble_seeds': seeds}
+  # The served towers are the three members' side by side: one index of
+  # three times the early-stopped model's dimension.
+  user = retrieval_export.user_example(b'1', {})
+  dims = [tf.saved_model.load(os.path.join(model.uri, 'Format-Serving'))
+          .signatures['query_embedding'](examples=tf.constant([user]))
+          ['embedding'].shape[1]
+          for model in (_latest(store, 'Model', 'RetrievalTrainer'),
+                        retrieval_refit)]
+  assert dims[1] == 3 * dims[0]
   assert _fingerprint(os.path.join(servable.uri, 'Format-TFMA')) != (
       _fingerprint(os.path.join(servable.uri, 'Format-Serving')))
   for name, model in (('retrieval', servable), ('ranking', ranking_refit)):

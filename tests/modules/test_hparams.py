@@ -17,7 +17,7 @@ def test_defaults_without_overrides():
       'optimizer': 'auto', 'epochs': 30, 'early_stopping_patience': 3,
       'validation_examples': 100_000, 'user_history': True,
       'history_max': 200, 'refit_extra_epochs': 1,
-      'refit_min_eval_share': 0.1,
+      'refit_min_eval_share': 0.1, 'ensemble_size': 3,
       'seed': 42,
   }
 
@@ -108,6 +108,7 @@ def test_ranking_defaults_and_overrides():
   assert hparams.deep_units == (128, 32)
   assert hparams.relevance_weight == 0.0
   assert RankingHParams().refit_extra_epochs == 0
+  assert RankingHParams().ensemble_size == 3
   with pytest.raises(ValueError, match='Unknown ranking hyper-parameters'):
     RankingHParams.from_config({'temperature': 1})
 
@@ -125,3 +126,15 @@ def test_refit_epochs_are_the_best_epoch_plus_the_extra_ones():
   assert retrieval_trainer.refit_epochs(21, 0) == 21
   with pytest.raises(ValueError, match='refit_extra_epochs must be >= 0'):
     retrieval_trainer.refit_epochs(2, -1)
+
+
+def test_the_refit_ensembles_seeds_follow_the_base_seed():
+  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
+  assert retrieval_trainer.member_seeds(RetrievalHParams()) == [42, 43, 44]
+  assert retrieval_trainer.member_seeds(
+      RankingHParams(seed=7, ensemble_size=1)) == [7]
+  assert retrieval_trainer.refit_summary(3, RetrievalHParams(seed=1)) == {
+      'refit_epochs': 3, 'ensemble_seeds': [1, 2, 3]}
+  assert retrieval_trainer.refit_name('ranking', 1, 3) == 'ranking refit 2/3'
+  assert retrieval_trainer.refit_name('ranking', 0, 1) == 'ranking refit'

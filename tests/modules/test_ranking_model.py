@@ -49,6 +49,26 @@ def test_heads_give_one_rating_in_range_and_one_logit_per_pair():
   assert ((rating >= 1) & (rating <= 5)).all()
 
 
+def test_ranking_ensemble_outputs_are_the_members_means():
+  batch = _batch(users=[0, 1, 2], movies=[1, 2, 3])
+  members = []
+  for seed in (0, 1):
+    tf.keras.utils.set_random_seed(seed)
+    members.append(_model())
+  outputs = [m(batch) for m in members]
+
+  ensemble = ranking_model.RankingEnsemble(members)(batch)
+
+  assert set(ensemble) == {'rating', 'relevance'}
+  for key in ('rating', 'relevance'):
+    np.testing.assert_allclose(
+        ensemble[key].numpy(),
+        (outputs[0][key].numpy() + outputs[1][key].numpy()) / 2, rtol=1e-6)
+    assert not np.allclose(outputs[0][key], outputs[1][key])
+  with pytest.raises(ValueError, match='at least one model'):
+    ranking_model.RankingEnsemble([])
+
+
 def test_dcn_has_cross_layers_and_mlp_has_none():
   assert len(_model(architecture='dcn', cross_layers=2).cross) == 2
   assert _model(architecture='mlp', cross_layers=2).cross == []

@@ -140,6 +140,35 @@ def test_candidate_bias_adds_a_learned_per_movie_term_to_the_score():
       rtol=1e-6)
 
 
+def test_tower_ensemble_scores_are_the_mean_of_the_members_scores():
+  batch = _batch(users=[0, 1, 4], movies=[2, 5, 0])
+  members = []
+  for seed in (0, 1, 2):
+    tf.keras.utils.set_random_seed(seed)
+    members.append(retrieval_model.build_towers(VOCAB_SIZES, HPARAMS))
+  query = retrieval_model.TowerEnsemble([q for q, _ in members])
+  candidate = retrieval_model.TowerEnsemble([c for _, c in members])
+
+  queries, candidates = query(batch).numpy(), candidate(batch).numpy()
+
+  # Three 4-d members side by side, each scaled by 1/sqrt(3).
+  assert queries.shape == (3, 12) and candidates.shape == (3, 12)
+  np.testing.assert_allclose(queries[:, 4:8],
+                             members[1][0](batch).numpy() / math.sqrt(3),
+                             rtol=1e-6)
+  scores = queries @ candidates.T
+  member_scores = [q(batch).numpy() @ c(batch).numpy().T for q, c in members]
+  np.testing.assert_allclose(scores, np.mean(member_scores, axis=0),
+                             rtol=1e-5, atol=1e-6)
+  # A member's scores differ from the mean: the ensemble is not one member.
+  assert np.abs(member_scores[0] - scores).max() > 1e-3
+
+
+def test_tower_ensemble_needs_a_tower():
+  with pytest.raises(ValueError, match='at least one tower'):
+    retrieval_model.TowerEnsemble([])
+
+
 def test_each_tower_reads_its_own_features():
   tf.keras.utils.set_random_seed(0)
   query, candidate = retrieval_model.build_towers(VOCAB_SIZES, HPARAMS)

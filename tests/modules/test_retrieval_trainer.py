@@ -314,12 +314,13 @@ def test_the_refit_runs_when_eval_is_a_fifth(tmp_path):
   assert retrieval_trainer.skip_refit(args, 0.25) is not None
 
 
-@pytest.mark.parametrize('extra, share, message', [
-    (-1, 0.1, 'refit_extra_epochs must be >= 0, got -1'),
-    (0, 1.5, r'refit_min_eval_share must be in \[0, 1\], got 1.5')])
-def test_bad_refit_hyper_parameters_are_named(extra, share, message):
+@pytest.mark.parametrize('extra, share, size, message', [
+    (-1, 0.1, 1, 'refit_extra_epochs must be >= 0, got -1'),
+    (0, 1.5, 1, r'refit_min_eval_share must be in \[0, 1\], got 1.5'),
+    (0, 0.1, 0, 'ensemble_size must be >= 1, got 0')])
+def test_bad_refit_hyper_parameters_are_named(extra, share, size, message):
   with pytest.raises(ValueError, match=message):
-    retrieval_trainer.check_refit(extra, share)
+    retrieval_trainer.check_refit(extra, share, size)
 
 
 def test_the_refit_plan_is_the_best_epoch_plus_the_extra_ones(tmp_path):
