@@ -32,7 +32,9 @@ default ranking model, nDCG@10 0.4603 at 5 against 0.4570 at 10 and 0.4267
 for the relevance head alone (modules/hparams.py, `relevance_weight`); with
 both models refit on train + eval (the pipeline's default), 0.4708 / 0.4760
 / 0.4821 / 0.4821 / 0.4780 at 2 / 3 / 5 / 8 / 12 (seed 42; seed 1: 0.4711
-at 5, 0.4734 at 8; benchmarks/README.md).
+at 5, 0.4734 at 8; benchmarks/README.md); with both refits ensembles of
+three (averaged offline from three seed runs), 0.4886 / 0.4934 / 0.4918 at
+3 / 5 / 8.
 
 A user with fewer than K candidates left (or an unknown user, answered
 through both models' out-of-vocabulary paths) gets blank ids and -inf
