@@ -452,7 +452,7 @@ def copy_base_model(fn_args, reason: str) -> None:
 
 
 def check_refit(extra_epochs: int, min_eval_share: float,
-                ensemble_size: int = 1) -> None:
+                ensemble_size: int) -> None:
   """Raises ValueError naming a bad refit hyper-parameter."""
   refit_epochs(1, extra_epochs)
   if ensemble_size < 1:

@@ -48,19 +48,6 @@ def read_catalogue(movies: types.Artifact) -> Tuple[List[bytes], List[bytes],
   return serialized, ids, titles
 
 
-def _seen(ratings: types.Artifact, split: str, movie_rows: Dict[bytes, int]
-         ) -> Dict[bytes, List[int]]:
-  """User id -> catalogue rows of the movies they rated in `split`."""
-  seen: Dict[bytes, List[int]] = {}
-  for batch in examples_io.iter_string_features(
-      ratings, split, (features.USER_ID, features.MOVIE_ID)):
-    for user, movie in zip(batch[features.USER_ID], batch[features.MOVIE_ID]):
-      row = movie_rows.get(movie.encode('utf-8'))
-      if row is not None:
-        seen.setdefault(user.encode('utf-8'), []).append(row)
-  return seen
-
-
 def read_history(ratings: types.Artifact, movie_rows: Dict[bytes, int],
                  query_splits: Sequence[str] = ('train',)
                 ) -> Tuple[List[bytes], List[bytes], List[List[int]],
@@ -93,8 +80,10 @@ def read_histories(ratings: types.Artifact, movie_rows: Dict[bytes, int],
                                                      default_value=0)}
   sets = [tuple(splits) for splits in query_split_sets]
   latest: List[Dict[bytes, Tuple[int, bytes]]] = [{} for _ in sets]
-  seen: Dict[bytes, List[int]] = {}
-  for split in sorted(set().union(*sets) | {'train'}):
+  # Catalogue rows each user rated, per split: train (excluded everywhere)
+  # and eval (excluded when serving), gathered in the same pass.
+  seen: Dict[str, Dict[bytes, List[int]]] = {'train': {}, 'eval': {}}
+  for split in sorted(set().union(*sets) | set(seen)):
     kept = [table for table, splits in zip(latest, sets) if split in splits]
     dataset = examples_io.records(ratings, split).batch(_READ_BATCH).map(
         lambda records: (records, tf.io.parse_example(records, spec_)))
@@ -102,15 +91,14 @@ def read_histories(ratings: types.Artifact, movie_rows: Dict[bytes, int],
       for record, user_id, movie_id, timestamp in zip(
           records, batch[features.USER_ID], batch[features.MOVIE_ID],
           batch[features.TIMESTAMP].tolist()):
-        if split == 'train':
+        if split in seen:
           row = movie_rows.get(movie_id)
           if row is not None:
-            seen.setdefault(user_id, []).append(row)
+            seen[split].setdefault(user_id, []).append(row)
         for table in kept:
           previous = table.get(user_id)
           if previous is None or timestamp >= previous[0]:
             table[user_id] = (timestamp, record)
-  eval_seen = _seen(ratings, 'eval', movie_rows)
   results = []
   for table in latest:
     user_ids = sorted(table)
@@ -121,8 +109,8 @@ def read_histories(ratings: types.Artifact, movie_rows: Dict[bytes, int],
           key: _value(example, key)
           for key in retrieval_export.QUERY_FEATURES}))
     results.append((user_ids, examples,
-                    [sorted(set(seen.get(u, []))) for u in user_ids],
-                    [sorted(set(eval_seen.get(u, []))) for u in user_ids]))
+                    [sorted(set(seen['train'].get(u, []))) for u in user_ids],
+                    [sorted(set(seen['eval'].get(u, []))) for u in user_ids]))
   return results
 
 
