@@ -63,10 +63,11 @@ TARGET_SECONDS_25M = 2 * 3600
 TARGET_PEAK_RSS_BYTES = 16 * 2**30
 TARGET_SCALING = 1.3  # s per million ratings at 25M vs at 1M
 
-# `[  12.3s] Transform              done in 8.1s` (pipeline/progress.py).
+# `[  12.3s] Transform              done in 8.1s (cpu 12.0s)`
+# (pipeline/progress.py; lines written before the CPU field have none).
 _PROGRESS_LINE = re.compile(
     r'^\[\s*[\d.]+s\] (?P<component>\S+)\s+(?P<how>done|reused from cache) '
-    r'in (?P<seconds>[\d.]+)s')
+    r'in (?P<seconds>[\d.]+)s(?: \(cpu (?P<cpu>[\d.]+)s\))?')
 # The trainers' progress (modules/training_log.py), also copied to the log.
 _TRAINING_LINE = re.compile(
     r'^((retrieval|ranking) epoch \d+:|read [\d,]+ training examples )')

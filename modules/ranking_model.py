@@ -41,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 from modules import features  # noqa: E402
+from modules import keras_tracing  # noqa: E402,F401  (fast tracing)
 from modules.hparams import RankingHParams  # noqa: E402
 from modules.retrieval_model import BagOfEmbeddings  # noqa: E402
 
@@ -120,30 +121,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     return tf.concat(parts, axis=1)
 
 
-class KerasStepsNotConverted:
-  """Mixin: Keras' train and test steps traced without AutoGraph.
-
-  With TF_USE_LEGACY_KERAS=1, Keras is the `tf_keras` package, which
-  AutoGraph's do-not-convert list does not name: tracing a train step
-  would convert every `tf_keras` function it calls (layers, metrics,
-  optimizer), about 3,000 of them, which made the first epoch 5-10 times
-  slower than the others (benchmarks/README.md, "Why the first epoch is
-  slow"). The ranking model's `compute_loss`, its layers and TFRS' Ranking
-  task use TensorFlow ops for everything data-dependent, so they need no
-  conversion. (Not for the retrieval model: TFRS' Retrieval task calls
-  `len(tf.shape(...))`, which only AutoGraph can trace.)
-  """
-
-  @tf.autograph.experimental.do_not_convert
-  def train_step(self, data):
-    return super().train_step(data)
-
-  @tf.autograph.experimental.do_not_convert
-  def test_step(self, data):
-    return super().test_step(data)
-
-
-class RankingModel(KerasStepsNotConverted, tfrs.Model):
+class RankingModel(tfrs.Model):
   """Shared network with a rating head and a relevance head."""
 
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,

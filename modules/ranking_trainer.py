@@ -37,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from modules import features  # noqa: E402
+from modules import keras_tracing  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import ranking_model  # noqa: E402
 from modules import retrieval_trainer  # noqa: E402
@@ -294,7 +295,7 @@ class RankingExport(tf.Module):
 def save(export: RankingExport, export_dir: str) -> None:
   """Saves with every signature, after one call (tables traced)."""
   export.serve_pairs(tf.constant(['']), tf.constant(['']))
-  tf.saved_model.save(export, export_dir, signatures=export.signatures())
+  keras_tracing.save(export, export_dir, signatures=export.signatures())
 
 
 def refit(train_files: List[str], eval_files: List[str],

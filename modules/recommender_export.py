@@ -49,6 +49,8 @@ from typing import Dict  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
+from modules import keras_tracing  # noqa: E402
+
 DEFAULT_TOP_K = 10
 DEFAULT_RETRIEVAL_WEIGHT = 5.0
 
@@ -112,4 +114,4 @@ class RecommenderServable(tf.Module):
 def save(servable: RecommenderServable, export_dir: str) -> None:
   """Saves after one call (the wrapped models' tables traced)."""
   servable.recommend(tf.constant(['']))
-  tf.saved_model.save(servable, export_dir, signatures=servable.signatures())
+  keras_tracing.save(servable, export_dir, signatures=servable.signatures())

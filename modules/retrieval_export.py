@@ -46,7 +46,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from modules import features, retrieval_index  # noqa: E402
+from modules import features, keras_tracing, retrieval_index  # noqa: E402
 
 QUERY_FEATURES = (features.AGE, features.GENDER, features.OCCUPATION,
                   features.ZIP_CODE, features.TIMESTAMP)
@@ -236,4 +236,4 @@ def embed_catalogue(towers, movie_examples: List[bytes],
 def save(servable: RetrievalServable, export_dir: str) -> None:
   """Saves with both signatures, after one call (tables and top-k traced)."""
   servable.serve_user_ids(tf.constant(['']))
-  tf.saved_model.save(servable, export_dir, signatures=servable.signatures())
+  keras_tracing.save(servable, export_dir, signatures=servable.signatures())

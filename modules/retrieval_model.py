@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 from modules import features  # noqa: E402
+from modules import keras_tracing  # noqa: E402,F401  (fast tracing)
 from modules.hparams import RetrievalHParams  # noqa: E402
 
 _xf = features.transformed_name
@@ -323,6 +324,52 @@ def build_towers(vocab_sizes: Mapping[str, int],
   return query, candidate
 
 
+class CatalogueTopK(tfrs.layers.factorized_top_k.TopK):
+  """Exact top K of a query batch over a fixed catalogue, whose rows are
+  embedded by the candidate tower with its current weights at each call.
+
+  The top-K accuracy metrics of early stopping use it: one tower pass over
+  the catalogue and one [queries, movies] score matrix per evaluation
+  batch, inside the traced test step. TFRS' default for a dataset of
+  candidates (`Streaming`) iterates over the dataset for every query
+  batch, which made each validation of ML-100K's eval split cost about as
+  much as a training epoch (docs/decisions.md, "Speed").
+
+  Args:
+    candidate_tower: maps the catalogue's feature dict to [movies, dim].
+    catalogue: candidate-feature dict, one row per movie (multivalent
+      features as SparseTensors), raw ids under `features.MOVIE_ID`.
+    k: default number of results.
+  """
+
+  def __init__(self, candidate_tower: tf.keras.Model,
+               catalogue: Mapping[str, tf.Tensor], k: int = 100, **kwargs):
+    super().__init__(k=k, **kwargs)
+    self._tower = candidate_tower
+    # Constants, not weights: kept out of Keras' attribute tracking.
+    self.__dict__['_catalogue'] = dict(catalogue)
+
+  def index(self, candidates, identifiers=None):
+    raise NotImplementedError('CatalogueTopK embeds its fixed catalogue; it '
+                              'takes no index')
+
+  def index_from_dataset(self, candidates):
+    raise NotImplementedError('CatalogueTopK embeds its fixed catalogue; it '
+                              'takes no index')
+
+  def call(self, queries: tf.Tensor, k: Optional[int] = None):
+    """queries [batch, dim] -> (scores [batch, k'], ids [batch, k']), k' =
+    min(k, catalogue size), best first."""
+    candidates = self._tower(self._catalogue)
+    scores = tf.matmul(queries, candidates, transpose_b=True)
+    k = tf.minimum(k or self._k, tf.shape(candidates)[0])
+    values, rows = tf.math.top_k(scores, k=k)
+    return values, tf.gather(self._catalogue[features.MOVIE_ID], rows)
+
+  def is_exact(self) -> bool:
+    return True
+
+
 class RetrievalModel(tfrs.Model):
   """Two towers and a retrieval task: softmax over the catalogue or the batch.
 
@@ -348,7 +395,8 @@ class RetrievalModel(tfrs.Model):
                candidate_tower: tf.keras.Model, hparams: RetrievalHParams,
                candidate_probability: Optional[tf.lookup.StaticHashTable] =
                None,
-               metrics_candidates: Optional[tf.data.Dataset] = None,
+               metrics_candidates: Optional[Mapping[str, tf.Tensor]] =
+               None,
                catalogue: Optional[Mapping[str, tf.Tensor]] = None):
     """Builds the model.
 
@@ -357,9 +405,10 @@ class RetrievalModel(tfrs.Model):
       hparams: temperature, negatives and correction settings.
       candidate_probability: movie id (raw string) -> sampling probability,
         for the logQ correction of in-batch negatives; None disables it.
-      metrics_candidates: batched dataset of candidate-feature dicts (one
-        row per movie), for the top-K accuracy metrics computed in
-        evaluation (not training).
+      metrics_candidates: candidate-feature dict with one row per movie
+        (multivalent features as SparseTensors, raw ids under
+        `features.MOVIE_ID`), for the top-K accuracy metrics computed in
+        evaluation (not training), by `CatalogueTopK`.
       catalogue: candidate-feature dict with one row per movie (multivalent
         features as SparseTensors, raw ids under `features.MOVIE_ID`); the
         negatives when `hparams.negatives == 'catalogue'`.
@@ -385,12 +434,9 @@ class RetrievalModel(tfrs.Model):
                        f'{hparams.negatives!r}')
     metrics = None
     if metrics_candidates is not None:
-      # A dataset (not a fixed index) so the candidates are re-embedded
-      # with the current weights at every evaluation.
       metrics = tfrs.metrics.FactorizedTopK(
-          candidates=metrics_candidates.map(
-              lambda movies: (movies[features.MOVIE_ID],
-                              self.candidate_tower(movies))),
+          candidates=CatalogueTopK(self.candidate_tower, metrics_candidates,
+                                   k=100),
           ks=(10, 100))
     self.task = tfrs.tasks.Retrieval(
         metrics=metrics, temperature=hparams.temperature,

@@ -34,7 +34,9 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx.utils import io_utils  # noqa: E402
 
+from modules import ensemble  # noqa: E402
 from modules import features  # noqa: E402
+from modules import keras_tracing  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import retrieval_model  # noqa: E402
 from modules import training_log  # noqa: E402
@@ -229,13 +231,11 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
                ) -> retrieval_model.RetrievalModel:
   query, candidate = retrieval_model.build_towers(vocab_sizes(tft_output),
                                                   hparams, history)
-  candidates = tf.data.Dataset.from_tensor_slices(movie_columns).batch(
-      1024).map(_to_sparse)
+  catalogue = _to_sparse(movie_columns)
   model = retrieval_model.RetrievalModel(
       query, candidate, hparams,
       candidate_probability=sampling_probability_table(counts),
-      metrics_candidates=candidates,
-      catalogue=_to_sparse(movie_columns))
+      metrics_candidates=catalogue, catalogue=catalogue)
   sizes = vocab_sizes(tft_output)
   optimizer = optimizers.resolve(
       hparams.optimizer, max(sizes[features.USER_ID],
@@ -326,6 +326,14 @@ QUERY_DEFAULTS = {features.USER_ID: '', features.GENDER: '',
                   features.AGE: 33, features.TIMESTAMP: 0}
 
 
+def validation_batch_size(num_movies: int) -> int:
+  """Queries per validation batch: each batch is scored against the whole
+  catalogue at once (`retrieval_model.CatalogueTopK`), so the batch shrinks
+  as the catalogue grows, keeping the score matrix within 2**26 floats
+  (256 MiB): 4,096 queries up to 16,384 movies, 1,118 at ml-25m's 60,000."""
+  return max(256, min(4096, 2**26 // max(num_movies, 1)))
+
+
 def validation_dataset(file_pattern, feature_spec, max_examples: int,
                        batch_size: int = 4096) -> tf.data.Dataset:
   """The eval split's first `max_examples` examples (0: all), whole
@@ -357,11 +365,13 @@ def train(train_files: List[str], eval_files: List[str],
   """
   tf.keras.utils.set_random_seed(hparams.seed)
   spec = tft_output.transformed_feature_spec()
-  model = build_model_from_files(train_files, tft_output, hparams)
+  tables = read_tables(train_files, tft_output, hparams)
+  model = build_model(tft_output, hparams, *tables)
   train_ds = make_dataset(train_files, spec, hparams.batch_size,
                           shuffle=True, seed=hparams.seed)
-  eval_ds = validation_dataset(eval_files, spec,
-                               hparams.validation_examples)
+  eval_ds = validation_dataset(
+      eval_files, spec, hparams.validation_examples,
+      batch_size=validation_batch_size(len(tables[1])))
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + TOP_100_METRIC, mode='max',
       patience=hparams.early_stopping_patience, restore_best_weights=True)
@@ -493,21 +503,32 @@ def refit(train_files: List[str], eval_files: List[str],
 def fit_members(kind: str, files: List[str],
                 tft_output: tft.TFTransformOutput, hparams, epochs: int,
                 build, epoch_metrics) -> List[tf.keras.Model]:
-  """The refit's `ensemble_size` models: each seeded (`member_seeds`), built
-  by `build()`, fitted on `files` for `epochs` epochs, its progress logged
-  as '<kind> refit [i/n]' with `epoch_metrics`."""
+  """The refit's `ensemble_size` models, trained together.
+
+  Each member is built by `build()` under its own seed (`member_seeds`:
+  its initial weights); all are fitted on `files` for `epochs` epochs in
+  one Keras loop (`ensemble.MemberStack`: one input pipeline shuffled by
+  `seed`, each batch steps every member), progress logged as
+  '<kind> refit' with `epoch_metrics` (the loss is the members' sum).
+  """
+  seeds = member_seeds(hparams)
   members = []
-  for member, seed in enumerate(member_seeds(hparams)):
+  for seed in seeds:
     tf.keras.utils.set_random_seed(seed)
-    model = build()
-    dataset = make_dataset(files, tft_output.transformed_feature_spec(),
-                           hparams.batch_size, shuffle=True, seed=seed)
-    name = refit_name(kind, member, hparams.ensemble_size)
-    training_log.write(f'{name} on train + eval for {epochs} epoch(s), '
-                       f'seed {seed}')
-    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
-        training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)])
-    members.append(model)
+    members.append(build())
+  tf.keras.utils.set_random_seed(hparams.seed)
+  model = members[0] if len(members) == 1 else ensemble.MemberStack(members)
+  if model is not members[0]:
+    # The members' own optimizer settings (each was compiled by `build`
+    # and none has stepped yet); Adam's state is per variable.
+    model.compile(optimizer=members[0].optimizer)
+  dataset = make_dataset(files, tft_output.transformed_feature_spec(),
+                         hparams.batch_size, shuffle=True, seed=hparams.seed)
+  name = refit_name(kind, len(members))
+  training_log.write(f'{name} on train + eval for {epochs} epoch(s), '
+                     f'seeds {", ".join(str(s) for s in seeds)}')
+  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
+      training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)])
   return members
 
 
@@ -522,10 +543,9 @@ def member_seeds(hparams) -> List[int]:
   return [hparams.seed + i for i in range(hparams.ensemble_size)]
 
 
-def refit_name(kind: str, member: int, size: int) -> str:
-  """'retrieval refit' or, in an ensemble, 'retrieval refit 2/3'."""
-  return (f'{kind} refit' if size == 1 else
-          f'{kind} refit {member + 1}/{size}')
+def refit_name(kind: str, size: int) -> str:
+  """'retrieval refit' or, for an ensemble, 'retrieval refit (3 members)'."""
+  return f'{kind} refit' if size == 1 else f'{kind} refit ({size} members)'
 
 
 def save_towers(model, tft_output: tft.TFTransformOutput,
@@ -534,7 +554,7 @@ def save_towers(model, tft_output: tft.TFTransformOutput,
   `RetrievalEnsemble`) with the `query_embedding` and `candidate_embedding`
   signatures."""
   export = TowersExport(model, tft_output, QUERY_DEFAULTS)
-  tf.saved_model.save(
+  keras_tracing.save(
       export, export_dir,
       signatures={
           'query_embedding': export.query_embedding,

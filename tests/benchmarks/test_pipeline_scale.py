@@ -37,7 +37,7 @@ def test_component_seconds_from_progress_lines():
   lines = [
       'Pipeline movielens-tfx: data /d, outputs /o',
       '[   15.8s] MovieLensExampleGen    started',
-      '[   49.9s] MovieLensExampleGen    done in 34.1s',
+      '[   49.9s] MovieLensExampleGen    done in 34.1s (cpu 40.2s)',
       '[   50.0s] ImportSchemaGen        reused from cache in 0.1s',
       '  [  1.0s] Transform done in 2s',  # Indented: still a progress line.
       'Epoch 1/1 ... done in 3s',  # Not a progress line.

@@ -136,5 +136,6 @@ def test_the_refit_ensembles_seeds_follow_the_base_seed():
       RankingHParams(seed=7, ensemble_size=1)) == [7]
   assert retrieval_trainer.refit_summary(3, RetrievalHParams(seed=1)) == {
       'refit_epochs': 3, 'ensemble_seeds': [1, 2, 3]}
-  assert retrieval_trainer.refit_name('ranking', 1, 3) == 'ranking refit 2/3'
-  assert retrieval_trainer.refit_name('ranking', 0, 1) == 'ranking refit'
+  assert (retrieval_trainer.refit_name('ranking', 3) ==
+          'ranking refit (3 members)')
+  assert retrieval_trainer.refit_name('ranking', 1) == 'ranking refit'

@@ -154,8 +154,8 @@ def test_loss_is_finite_and_falls_on_a_fixed_batch(architecture):
 
 @pytest.mark.parametrize('architecture', ['mlp', 'dcn'])
 def test_fits_in_graph_mode_as_the_trainer_runs_it(architecture):
-  # The trainer's fit traces the steps (no run_eagerly), without AutoGraph
-  # (KerasStepsNotConverted): anything that needs conversion fails here.
+  # The trainer's fit traces the steps (no run_eagerly), with tf_keras left
+  # unconverted (modules/keras_tracing.py): what needs conversion fails here.
   tf.keras.utils.set_random_seed(0)
   model = _model(relevance_negatives=2, architecture=architecture,
                  hidden_units='16,8')
@@ -165,14 +165,6 @@ def test_fits_in_graph_mode_as_the_trainer_runs_it(architecture):
   history = model.fit(batch, validation_data=batch, epochs=20, verbose=0)
   assert history.history['loss'][-1] < 0.5 * history.history['loss'][0]
   assert np.isfinite(history.history['val_rmse'][-1])
-
-
-def test_ranking_keras_steps_are_traced_without_autograph():
-  # AutoGraph marks what it must not convert with `autograph_info__`; without
-  # it, tracing converts ~3,000 tf_keras functions (a slow first epoch).
-  for step in (ranking_model.RankingModel.train_step,
-               ranking_model.RankingModel.test_step):
-    assert hasattr(step, 'autograph_info__'), step
 
 
 def _set_literal_rating_parts(model, head_bias=0.5):

@@ -329,9 +329,9 @@ def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
   # second m11 (rank 1: hit). top-10 accuracy 1/2, top-100 accuracy 1.
   candidate = _FixedTower(xf(features.MOVIE_ID), [[i, 1.] for i in range(12)])
   query = _FixedTower(xf(features.USER_ID), [[1., 0.], [1., 0.]])
-  catalogue = tf.data.Dataset.from_tensor_slices({
+  catalogue = {
       features.MOVIE_ID: tf.constant([f'm{i}' for i in range(12)]),
-      xf(features.MOVIE_ID): tf.range(12, dtype=tf.int64)}).batch(5)
+      xf(features.MOVIE_ID): tf.range(12, dtype=tf.int64)}
   model = retrieval_model.RetrievalModel(
       query, candidate,
       _hparams(temperature=1.0, negatives='in_batch'),
@@ -352,9 +352,9 @@ def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
 
 def test_training_steps_skip_the_top_k_metrics():
   candidate = _FixedTower(xf(features.MOVIE_ID), [[1., 0.], [0., 1.]])
-  catalogue = tf.data.Dataset.from_tensor_slices({
+  catalogue = {
       features.MOVIE_ID: tf.constant([b'ma', b'mb']),
-      xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}).batch(2)
+      xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}
   model = retrieval_model.RetrievalModel(
       FIXED_QUERY, candidate,
       _hparams(temperature=1.0, negatives='in_batch'),
@@ -456,8 +456,7 @@ def test_catalogue_softmax_skips_movies_outside_the_catalogue():
 
 
 def test_catalogue_model_updates_the_top_k_metrics_in_evaluation_only():
-  candidates = tf.data.Dataset.from_tensor_slices(CATALOGUE).batch(2)
-  model = _catalogue_model(metrics_candidates=candidates)
+  model = _catalogue_model(metrics_candidates=CATALOGUE)
   # Query e1 rated ma, whose score 0 ranks it third of three (top 100 hit).
   batch = {xf(features.USER_ID): tf.constant([1], tf.int64),
            xf(features.MOVIE_ID): tf.constant([0], tf.int64),
