@@ -54,6 +54,7 @@ test-fast: setup
 BENCH_SIZES ?= ml-100k
 bench: setup
 	$(PY) -m movielens.download --dest data/ml-100k
+	$(PY) -m benchmarks.pipeline_speed
 	$(PY) -m benchmarks.pipeline_scale --sizes $(BENCH_SIZES)
 	$(PY) -m benchmarks.reading
 	$(PY) -m benchmarks.training_throughput

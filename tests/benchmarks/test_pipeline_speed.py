@@ -1,0 +1,194 @@
+"""The pipeline-speed benchmark: progress parsing, ratio, table, the
+tutorial's CSV, and (slow) the tutorial pipeline end to end."""
+
+import csv
+import glob
+import os
+
+import pytest
+
+from benchmarks import pipeline_scale
+from benchmarks import pipeline_speed as speed
+from benchmarks.tutorial import data as tutorial_data
+from movielens import layout, synthetic
+
+
+def test_component_times_from_progress_lines_with_cpu():
+  lines = [
+      'Pipeline tfrs-tutorial: 100,000 ratings written to /w/data in 0.4s',
+      '[    7.8s] CsvExampleGen          started',
+      '[   10.5s] CsvExampleGen          done in 2.7s (cpu 2.0s)',
+      '[   10.6s] StatisticsGen          reused from cache in 0.1s (cpu 0.0s)',
+      '[   25.0s] Transform              done in 10.5s (cpu 19.9s)',
+      '[   30.0s] Pusher                 done in 0.1s',  # Before the CPU field.
+      '1/1 - 8s - loss: 1818.8 - done in 3s (cpu 1s)',  # Not a progress line.
+  ]
+  assert speed.component_times(lines) == [
+      {'component': 'CsvExampleGen', 'wall_seconds': 2.7, 'cpu_seconds': 2.0},
+      {'component': 'Transform', 'wall_seconds': 10.5, 'cpu_seconds': 19.9},
+      {'component': 'Pusher', 'wall_seconds': 0.1, 'cpu_seconds': None},
+  ]
+
+
+def _run(wall, cpu, components, data='ml-100k', exit_code=0):
+  return {
+      'exit_code': exit_code, 'wall_seconds': wall, 'cpu_seconds': cpu,
+      'command': 'python cmd', 'data': data, 'ratings': 100_000,
+      'components': [{'component': name, 'wall_seconds': w, 'cpu_seconds': c}
+                     for name, w, c in components],
+  }
+
+
+TUTORIAL = _run(100.0, 120.0, [('CsvExampleGen', 10.0, 11.0),
+                               ('StatisticsGen', 8.0, 9.5),
+                               ('Transform', 20.0, 30.0),
+                               ('Trainer', 40.0, 50.0)])
+OURS = _run(380.0, 480.0, [('MovieLensExampleGen', 30.0, 35.0),
+                           ('StatisticsGen', 12.0, 14.0),
+                           ('Transform', 60.0, 90.0),
+                           ('RetrievalTrainer', 200.0, 250.0)])
+
+
+def test_ratio_is_ours_over_tutorial_wall_time():
+  # 380 s / 100 s = 3.80.
+  assert speed.speed_ratio({'tutorial': TUTORIAL, 'ours': OURS}) == 3.8
+
+
+@pytest.mark.parametrize('runs', [
+    {'tutorial': TUTORIAL},
+    {'tutorial': TUTORIAL, 'ours': dict(OURS, exit_code=1)},
+    {'tutorial': TUTORIAL, 'ours': dict(OURS, data='ml-1m')},
+])
+def test_no_ratio_without_both_finished_runs_on_the_same_data(runs):
+  assert speed.speed_ratio(runs) is None
+
+
+def test_rendered_table_on_hand_written_results():
+  table = speed.render_markdown(
+      speed.merge_results(None, {'tutorial': TUTORIAL, 'ours': OURS}))
+  # Tutorial in components: 10 + 8 + 20 + 40 = 78 s wall,
+  # 11 + 9.5 + 30 + 50 = 100.5 s CPU. CPU ratio 480 / 120 = 4.00.
+  assert ('| Tutorial | `python cmd` | ml-100k (100,000 ratings) | 4 | 100.0 '
+          '| 120.0 | 78.0 / 100.5 |') in table
+  assert ('| Ours | `python cmd` | ml-100k (100,000 ratings) | 4 | 380.0 '
+          '| 480.0 | 302.0 / 389.0 |') in table
+  assert 'wall time end to end: **3.80×** (CPU: 4.00×).' in table
+  # A row per component id, the tutorial's order first; shared ids align.
+  rows = [line for line in table.splitlines()
+          if line.startswith('| ') and line.count('|') == 6]
+  assert rows[1:] == [
+      '| CsvExampleGen | 10.0 | 11.0 | – | – |',
+      '| StatisticsGen | 8.0 | 9.5 | 12.0 | 14.0 |',
+      '| Transform | 20.0 | 30.0 | 60.0 | 90.0 |',
+      '| Trainer | 40.0 | 50.0 | – | – |',
+      '| MovieLensExampleGen | – | – | 30.0 | 35.0 |',
+      '| RetrievalTrainer | – | – | 200.0 | 250.0 |',
+  ]
+
+
+def test_a_single_pipeline_run_keeps_the_other_ones_result():
+  first = speed.merge_results(None, {'tutorial': TUTORIAL, 'ours': OURS})
+  faster = _run(50.0, 60.0, [('Trainer', 20.0, 25.0)])
+  second = speed.merge_results(first, {'tutorial': faster})
+  assert second['runs']['ours'] == OURS
+  assert second['runs']['tutorial'] == faster
+  assert second['ratio'] == 7.6  # 380 / 50.
+  assert second['machine']['cpu_cores'] >= 1
+  table = speed.render_markdown(speed.merge_results(None, {'ours': OURS}))
+  assert '| Tutorial | not measured |' in table
+  assert 'needs both pipelines' in table
+
+
+def test_ours_runs_as_a_user_runs_it_plus_the_trial_arguments():
+  args = speed.parse_args(['--only', 'ours',
+                           '--runner-args=--no-ranking --epochs 2'])
+  assert args.only == 'ours'
+  assert args.runner_args == ['--no-ranking', '--epochs', '2']
+  command = speed.ours_command('/d', '/w/ours', args.runner_args)
+  assert command[1:] == [os.path.join(speed.REPO_ROOT, 'runner_local.py'),
+                         '--data-dir', '/d', '--output-dir', '/w/ours',
+                         '--no-cache', '--no-ranking', '--epochs', '2']
+  assert speed._shown(command) == (  # pylint: disable=protected-access
+      'python runner_local.py --data-dir /d --output-dir /w/ours --no-cache '
+      '--no-ranking --epochs 2')
+  assert speed.parse_args([]).only == 'both'
+  with pytest.raises(SystemExit):
+    speed.parse_args(['--only', 'neither'])
+
+
+def test_the_csv_has_a_row_per_rating_with_its_movie_title(tmp_path):
+  raw = tmp_path / 'raw'
+  synthetic.generate(str(raw), num_users=20, num_movies=30, num_ratings=150,
+                     seed=3)
+  records = synthetic.synthesize(20, 30, 150, seed=3)
+  titles = {movie.movie_id: movie.title for movie in records.movies}
+  path = tmp_path / 'csv' / 'ratings.csv'
+  assert tutorial_data.write_ratings_csv(str(raw), str(path)) == 150
+  with open(path, encoding='utf-8', newline='') as f:
+    reader = csv.DictReader(f)
+    rows = [(row['user_id'], row['movie_title']) for row in reader]
+  assert reader.fieldnames == ['user_id', 'movie_title']
+  assert len(rows) == pipeline_scale.count_ratings(str(raw)) == 150
+  assert rows == [(r.user_id, titles[r.movie_id]) for r in records.ratings]
+
+
+def _write_ml100k(folder, ratings, movies):
+  folder.mkdir()
+  (folder / 'u.data').write_text(
+      ''.join(layout.format_ml100k_rating(r) for r in ratings))
+  (folder / 'u.item').write_text(
+      ''.join(layout.format_ml100k_movie(m) for m in movies),
+      encoding='latin-1')
+
+
+def test_the_csv_quotes_titles_with_commas_and_refuses_unknown_movies(
+    tmp_path):
+  movie = layout.Movie('7', 'American President, The (1995)', 1995,
+                       ('Comedy',))
+  _write_ml100k(tmp_path / 'ok', [layout.Rating('1', '7', 4.0, 880000000)],
+                [movie])
+  path = tmp_path / 'ok.csv'
+  tutorial_data.write_ratings_csv(str(tmp_path / 'ok'), str(path))
+  assert path.read_text(encoding='utf-8') == (
+      'user_id,movie_title\n1,"American President, The (1995)"\n')
+  _write_ml100k(tmp_path / 'bad', [layout.Rating('1', '8', 4.0, 880000000)],
+                [movie])
+  with pytest.raises(ValueError, match='movie 8 is not in u.item'):
+    tutorial_data.write_ratings_csv(str(tmp_path / 'bad'),
+                                    str(tmp_path / 'bad.csv'))
+
+
+@pytest.mark.slow
+def test_tutorial_pipeline_pushes_a_model_that_answers_with_catalogue_titles(
+    tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  raw = tmp_path / 'raw'
+  synthetic.generate(str(raw), num_users=30, num_movies=60, num_ratings=400,
+                     seed=0)
+  records = synthetic.synthesize(30, 60, 400, seed=0)
+  work = tmp_path / 'work'
+  result = speed.run_measured(
+      speed.tutorial_command(str(raw), str(work)) + ['--epochs', '1'],
+      'tutorial', str(tmp_path / 'tutorial.out'),
+      pipeline_scale.Progress(str(tmp_path / 'progress.log')))
+  assert result['exit_code'] == 0, (tmp_path / 'tutorial.out').read_text()
+  assert [c['component'] for c in result['components']] == [
+      'CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
+      'Transform', 'Trainer', 'Pusher']
+  assert all(c['cpu_seconds'] is not None for c in result['components'])
+  assert result['wall_seconds'] >= sum(
+      c['wall_seconds'] for c in result['components'])
+  assert result['cpu_seconds'] > 0
+
+  versions = glob.glob(str(work / 'serving' / '*' / 'saved_model.pb'))
+  assert len(versions) == 1
+  serve = tf.saved_model.load(os.path.dirname(versions[0])).signatures[
+      'serving_default']
+  user_id = records.ratings[0].user_id
+  answer = serve(user_id=tf.constant([user_id]))
+  titles = answer['movie_titles'].numpy()
+  assert titles.shape == (1, 10)
+  catalogue = {movie.title.encode() for movie in records.movies}
+  assert set(titles[0]) <= catalogue
+  scores = answer['scores'].numpy()[0]
+  assert list(scores) == sorted(scores, reverse=True)
