@@ -324,6 +324,19 @@ def build_towers(vocab_sizes: Mapping[str, int],
   return query, candidate
 
 
+def candidate_ids(movies: Mapping[str, tf.Tensor]) -> tf.Tensor:
+  """The ids by which the task tells movies apart (accidental hits, top-K
+  hits): Transform's integer movie index where the features have it, else
+  the raw id. The index is one int64 comparison where the raw id is a string
+  comparison, and accidental-hit removal compares every pair of a batch
+  (batch^2 comparisons per step). Training movies have distinct indices
+  (the vocabulary is computed on them); movies outside it share the OOV
+  index, which no catalogue row has, so they count as misses either way.
+  """
+  key = _xf(features.MOVIE_ID)
+  return movies[key] if key in movies else movies[features.MOVIE_ID]
+
+
 class CatalogueTopK(tfrs.layers.factorized_top_k.TopK):
   """Exact top K of a query batch over a fixed catalogue, whose rows are
   embedded by the candidate tower with its current weights at each call.
@@ -364,7 +377,7 @@ class CatalogueTopK(tfrs.layers.factorized_top_k.TopK):
     scores = tf.matmul(queries, candidates, transpose_b=True)
     k = tf.minimum(k or self._k, tf.shape(candidates)[0])
     values, rows = tf.math.top_k(scores, k=k)
-    return values, tf.gather(self._catalogue[features.MOVIE_ID], rows)
+    return values, tf.gather(candidate_ids(self._catalogue), rows)
 
   def is_exact(self) -> bool:
     return True
@@ -466,7 +479,8 @@ class RetrievalModel(tfrs.Model):
       if not training and self.task.factorized_metrics:
         candidate = self.candidate_tower(inputs)
         updates = [metric.update_state(query, candidate,
-                                       true_candidate_ids=movie_ids)
+                                       true_candidate_ids=candidate_ids(
+                                           inputs))
                    for metric in self.task.factorized_metrics]
         with tf.control_dependencies(updates):
           loss = tf.identity(loss)
@@ -477,4 +491,4 @@ class RetrievalModel(tfrs.Model):
       probability = self._probability.lookup(movie_ids)
     return self.task(
         query, candidate, candidate_sampling_probability=probability,
-        candidate_ids=movie_ids, compute_metrics=not training)
+        candidate_ids=candidate_ids(inputs), compute_metrics=not training)

@@ -248,8 +248,10 @@ FIXED_CANDIDATE = _FixedTower(xf(features.MOVIE_ID), [[1., 0.], [0., 1.]])
 
 
 def _pair_batch(movie_ids=(b'ma', b'mb')):
+  # Transform's index of each movie: ma 0, mb 1.
+  indices = [{b'ma': 0, b'mb': 1}[movie_id] for movie_id in movie_ids]
   return {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
-          xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64),
+          xf(features.MOVIE_ID): tf.constant(indices, tf.int64),
           features.MOVIE_ID: tf.constant(list(movie_ids))}
 
 
@@ -617,3 +619,13 @@ def test_fits_in_graph_mode_as_the_trainer_runs_it(user_history):
   fitted = model.fit(batch, validation_data=batch, epochs=3, verbose=0)
   assert np.all(np.isfinite(fitted.history['loss']))
   assert np.all(np.isfinite(fitted.history['val_loss']))
+
+
+def test_candidate_ids_are_transforms_movie_index_where_the_features_have_it():
+  with_index = {features.MOVIE_ID: tf.constant([b'ma', b'mb']),
+                xf(features.MOVIE_ID): tf.constant([4, 7], tf.int64)}
+  raw_only = {features.MOVIE_ID: tf.constant([b'ma', b'mb'])}
+
+  assert retrieval_model.candidate_ids(with_index).numpy().tolist() == [4, 7]
+  assert retrieval_model.candidate_ids(raw_only).numpy().tolist() == [
+      b'ma', b'mb']
