@@ -112,13 +112,74 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     return (self.ids[features.USER_ID](inputs[_xf(features.USER_ID)]),
             self.ids[features.MOVIE_ID](inputs[_xf(features.MOVIE_ID)]))
 
-  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
-    parts = [self.ids[k](inputs[_xf(k)]) for k in self.ids]
-    parts += [self.embeddings[k](inputs[_xf(k)]) for k in self._categoricals]
-    parts += [self.bags[k](inputs[_xf(k)]) for k in self._bags]
-    parts += [tf.expand_dims(tf.cast(inputs[_xf(k)], tf.float32), -1)
-              for k in self._numerics if _xf(k) in inputs]
+  def user_side(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, user_dim]: the user's (and the rating context's) part."""
+    parts = [self.ids[features.USER_ID](inputs[_xf(features.USER_ID)])]
+    parts += [self.embeddings[k](inputs[_xf(k)]) for k in self._categoricals
+              if k not in MOVIE_CATEGORICALS]
+    parts += [_numeric(inputs[_xf(k)]) for k in self._numerics
+              if k not in MOVIE_NUMERICS and _xf(k) in inputs]
     return tf.concat(parts, axis=1)
+
+  def movie_side(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, movie_dim]: the movie's part (`MOVIE_INPUTS` only)."""
+    parts = [self.ids[features.MOVIE_ID](inputs[_xf(features.MOVIE_ID)])]
+    parts += [self.embeddings[k](inputs[_xf(k)]) for k in self._categoricals
+              if k in MOVIE_CATEGORICALS]
+    parts += [self.bags[k](inputs[_xf(k)]) for k in self._bags]
+    parts += [_numeric(inputs[_xf(k)]) for k in self._numerics
+              if k in MOVIE_NUMERICS and _xf(k) in inputs]
+    return tf.concat(parts, axis=1)
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, user_dim + movie_dim]: the user's part, then the movie's."""
+    return tf.concat([self.user_side(inputs), self.movie_side(inputs)],
+                     axis=1)
+
+
+def _numeric(value: tf.Tensor) -> tf.Tensor:
+  return tf.expand_dims(tf.cast(value, tf.float32), -1)
+
+
+class PairDense(tf.keras.layers.Layer):
+  """A dense layer over [user part, movie part] that computes the user's
+  share once for all the movies paired with it.
+
+  Equal to `Dense(units)` on the concatenation: one kernel [user_dim +
+  movie_dim, units] (Glorot-uniform over the whole fan-in), applied as
+  user @ kernel[:user_dim] + movie @ kernel[user_dim:] + bias. The
+  relevance task pairs each rating's user with `relevance_negatives`
+  catalogue movies; their user share is the rating's, tiled, so a negative
+  costs only its movie's share (on ML-100K's defaults 57 of the 122 input
+  rows of the first layer, the largest matrix of the network).
+  """
+
+  def __init__(self, units: int, activation=None, **kwargs):
+    super().__init__(**kwargs)
+    self.units = units
+    self.activation = tf.keras.activations.get(activation)
+
+  def build(self, input_shape):
+    user_shape, movie_shape = input_shape
+    self._user_dim = int(user_shape[-1])
+    self.kernel = self.add_weight(
+        name='kernel', shape=(self._user_dim + int(movie_shape[-1]),
+                              self.units),
+        initializer='glorot_uniform')
+    self.bias = self.add_weight(name='bias', shape=(self.units,),
+                                initializer='zeros')
+    super().build(input_shape)
+
+  def call(self, inputs, repeats: int = 1) -> tf.Tensor:
+    """inputs: (user [batch, user_dim], movie [repeats * batch, movie_dim]);
+    movie row i is paired with user row i mod batch."""
+    user, movie = inputs
+    user_share = tf.matmul(user, self.kernel[:self._user_dim])
+    if repeats > 1:
+      user_share = tf.tile(user_share, [repeats, 1])
+    return self.activation(
+        user_share + tf.matmul(movie, self.kernel[self._user_dim:]) +
+        self.bias)
 
 
 class RankingModel(tfrs.Model):
@@ -168,9 +229,19 @@ class RankingModel(tfrs.Model):
             kernel_initializer='glorot_uniform', name=f'cross_{i}')
         for i in range(hparams.cross_layers if hparams.architecture == 'dcn'
                        else 0)]
+    units = hparams.deep_units
+    # The MLP's first layer reads [user part, movie part] directly, so the
+    # relevance negatives share their rating's user part (`PairDense`);
+    # DCN's first deep layer reads the crosses, which mix both parts.
+    self.pair = None
     deep = []
-    for units in hparams.deep_units:
-      deep.append(tf.keras.layers.Dense(units, activation='relu'))
+    if hparams.architecture == 'mlp' and units:
+      self.pair = PairDense(units[0], activation='relu', name='pair_dense')
+      units = units[1:]
+      if hparams.dropout:
+        deep.append(tf.keras.layers.Dropout(hparams.dropout))
+    for width in units:
+      deep.append(tf.keras.layers.Dense(width, activation='relu'))
       if hparams.dropout:
         deep.append(tf.keras.layers.Dropout(hparams.dropout))
     self.deep = tf.keras.Sequential(deep, name='deep')
@@ -203,14 +274,24 @@ class RankingModel(tfrs.Model):
     self.__dict__['_catalogue'] = dict(catalogue) if catalogue else None
     self.__dict__['_negative_logits'] = logits
 
-  def call(self, inputs: Dict[str, tf.Tensor],
-           training: bool = False) -> Dict[str, tf.Tensor]:
-    """{'rating': [batch] in [1, 5], 'relevance': [batch] logits}."""
-    x0 = self.embedding(inputs)
-    x = x0
-    for layer in self.cross:
-      x = layer(x0, x)
-    x = self.deep(x, training=training)
+  def _network(self, user: tf.Tensor, movie: tf.Tensor, training: bool,
+               repeats: int = 1) -> tf.Tensor:
+    """The shared network's output for each movie row paired with user row
+    (i mod batch): user [batch, user_dim], movie [repeats * batch,
+    movie_dim] -> [repeats * batch, width]."""
+    if self.pair is not None:
+      x = self.pair((user, movie), repeats=repeats)
+    else:
+      if repeats > 1:
+        user = tf.tile(user, [repeats, 1])
+      x0 = tf.concat([user, movie], axis=1)
+      x = x0
+      for layer in self.cross:
+        x = layer(x0, x)
+    return self.deep(x, training=training)
+
+  def _outputs(self, inputs: Dict[str, tf.Tensor], x: tf.Tensor
+              ) -> Dict[str, tf.Tensor]:
     rating = tf.squeeze(self.rating_head(x), axis=1) + RATING_OFFSET
     for key, bias in self.rating_biases.items():
       rating += tf.squeeze(bias(inputs[_xf(key)]), axis=1)
@@ -221,10 +302,31 @@ class RankingModel(tfrs.Model):
     return {'rating': rating,
             'relevance': tf.squeeze(self.relevance_head(x), axis=1)}
 
-  def _negatives(self, inputs: Dict[str, tf.Tensor]
-                ) -> Dict[str, tf.Tensor]:
+  def call(self, inputs: Dict[str, tf.Tensor],
+           training: bool = False) -> Dict[str, tf.Tensor]:
+    """{'rating': [batch] in [1, 5], 'relevance': [batch] logits}."""
+    x = self._network(self.embedding.user_side(inputs),
+                      self.embedding.movie_side(inputs), training)
+    return self._outputs(inputs, x)
+
+  def negative_relevance(self, inputs: Dict[str, tf.Tensor],
+                         user: tf.Tensor, training: bool = False
+                        ) -> tf.Tensor:
+    """[relevance_negatives * batch] relevance logits of the batch's users
+    paired with catalogue movies drawn by `_negatives`, from the users'
+    parts already embedded (`user`, [batch, user_dim]); equal to the
+    relevance of `self(self._negatives(inputs))`."""
+    movies = self.embedding.movie_side(
+        self._negatives(inputs, with_users=False))
+    x = self._network(user, movies, training,
+                      repeats=self._hparams.relevance_negatives)
+    return tf.squeeze(self.relevance_head(x), axis=1)
+
+  def _negatives(self, inputs: Dict[str, tf.Tensor],
+                 with_users: bool = True) -> Dict[str, tf.Tensor]:
     """The batch with each movie replaced by a uniformly drawn catalogue
-    movie, `relevance_negatives` times over (rows repeated)."""
+    movie, `relevance_negatives` times over (rows repeated; only the movie
+    inputs without `with_users`)."""
     n = self._hparams.relevance_negatives
     batch = tf.shape(inputs[_xf(features.MOVIE_ID)])[0]
     size = tf.shape(self._catalogue[_xf(features.MOVIE_ID)])[0]
@@ -234,7 +336,7 @@ class RankingModel(tfrs.Model):
       rows = tf.cast(tf.random.categorical(self._negative_logits, batch * n)[0],
                      tf.int32)
     repeated = {k: _repeat(v, n) for k, v in inputs.items()
-                if k not in MOVIE_INPUTS and k.endswith('_xf')}
+                if with_users and k not in MOVIE_INPUTS and k.endswith('_xf')}
     for key in MOVIE_INPUTS:
       if key in self._catalogue:
         value = tf.gather(self._catalogue[key], rows)
@@ -257,17 +359,19 @@ class RankingModel(tfrs.Model):
 
   def compute_loss(self, inputs: Dict[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
-    outputs = self(inputs, training=training)
+    user = self.embedding.user_side(inputs)
+    outputs = self._outputs(inputs, self._network(
+        user, self.embedding.movie_side(inputs), training))
     labels = inputs[_xf(features.LABEL_KEY)]
     loss = self.rating_task(labels=labels, predictions=outputs['rating'])
     if self._id_l2_on_rows and self._hparams.id_l2_per_rating > 0:
       loss += self._hparams.id_l2_per_rating * tf.reduce_mean(
           self.id_penalty(inputs))
     if self._hparams.relevance_weight > 0:
-      negatives = self(self._negatives(inputs), training=training)
-      logits = tf.concat([outputs['relevance'], negatives['relevance']], 0)
+      negatives = self.negative_relevance(inputs, user, training=training)
+      logits = tf.concat([outputs['relevance'], negatives], 0)
       relevant = tf.concat([tf.ones_like(outputs['relevance']),
-                            tf.zeros_like(negatives['relevance'])], 0)
+                            tf.zeros_like(negatives)], 0)
       loss += self._hparams.relevance_weight * self.relevance_task(
           labels=relevant, predictions=logits)
     return loss

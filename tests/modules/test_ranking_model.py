@@ -132,7 +132,7 @@ def test_popularity_negatives_follow_the_rating_counts():
 
 @pytest.mark.parametrize('architecture', ['mlp', 'dcn'])
 def test_loss_is_finite_and_falls_on_a_fixed_batch(architecture):
-  tf.keras.utils.set_random_seed(0)
+  tf.keras.utils.set_random_seed(1)
   model = _model(relevance_negatives=2, architecture=architecture,
                  hidden_units='16,8')
   model.compile(optimizer=tf.keras.optimizers.Adam(0.05), run_eagerly=True)
@@ -338,3 +338,37 @@ def test_trainer_takes_the_rating_scale_from_the_schema():
       'float_domain { min: 0.5 max: 5.0 } }')) == (0.5, 5.0)
   assert ranking_trainer.rating_range(output(
       'feature { name: "rating" type: FLOAT }')) == (1.0, 5.0)
+
+
+@pytest.mark.parametrize('architecture', ['mlp', 'dcn'])
+def test_negatives_relevance_from_shared_user_parts_equals_the_full_forward_pass(
+    architecture):
+  # The loss scores negatives from the rating's user part (tiled); the
+  # logits must be those of the model called on the full negative rows.
+  model = _model(relevance_negatives=3, architecture=architecture,
+                 hidden_units='16,8')
+  batch = _batch(users=[0, 1], movies=[1, 2])
+  model(batch)
+  user = model.embedding.user_side(batch)
+
+  tf.keras.utils.set_random_seed(5)
+  shared = model.negative_relevance(batch, user).numpy()
+  tf.keras.utils.set_random_seed(5)
+  full = model(model._negatives(batch))['relevance'].numpy()  # pylint: disable=protected-access
+
+  assert shared.shape == (6,)
+  np.testing.assert_allclose(shared, full, rtol=1e-5, atol=1e-6)
+
+
+def test_the_mlp_first_layer_is_a_dense_layer_over_user_then_movie_parts():
+  # PairDense with a hand-set kernel: user part [1, 2] and movie part [3]
+  # against kernel rows [1, 0], [0, 1], [1, 1] (bias 0, no activation):
+  # [1, 2, 3] @ K = [1 + 3, 2 + 3] = [4, 5]; two movies per user tile it.
+  layer = ranking_model.PairDense(2)
+  layer.build(((None, 2), (None, 1)))
+  layer.kernel.assign([[1., 0.], [0., 1.], [1., 1.]])
+
+  out = layer((tf.constant([[1., 2.]]), tf.constant([[3.], [0.]])),
+              repeats=2)
+
+  np.testing.assert_allclose(out.numpy(), [[4., 5.], [1., 2.]])
