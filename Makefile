@@ -18,8 +18,8 @@ export TF_USE_LEGACY_KERAS := 1
 help:
 	@echo "make run        set up, download ml-100k if missing, run the local pipeline (DATASET=ml-1m|ml-20m|ml-25m for others)"
 	@echo "make serve      local gRPC server (TF Serving API) on $(OUTPUT_DIR)/serving, port 8500"
-	@echo "make test       set up and run every test (slow end-to-end tests included)"
-	@echo "make test-fast  unit tests only (-m 'not slow')"
+	@echo "make test       set up and run every test (unit, integration and end-to-end)"
+	@echo "make test-fast  unit tests only (-m unit; tests/conftest.py says what each tier runs)"
 	@echo "make data       download $(DATASET) into $(DATA_DIR) if missing (DATASET=ml-1m|ml-20m|ml-25m)"
 	@echo "make bench      benchmarks at their default size (ML-100K, minutes); BENCH_SIZES=ml-100k,1M,5M,25M for scale"
 	@echo "make lock       re-pin requirements.lock from requirements.in"
@@ -46,7 +46,7 @@ test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest tests -m 'not slow' $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m unit $(PYTEST_ARGS)
 
 # Benchmarks report, never fail a build (benchmarks/README.md). The default
 # size takes minutes; BENCH_SIZES=ml-100k,1M,5M,25M adds synthetic sizes

@@ -106,6 +106,14 @@ class RetrievalHParams(_FromConfig):
       0.434, seed 1 0.4388 / 0.4393 / 0.4286, seed 2 (best epoch 1) 0.4097
       / 0.4427 / 0.4437; means 0.426 / 0.446 / 0.435
       (benchmarks/results/retrieval_sweep_6.json).
+    refit_min_epochs: the refit trains at least this many epochs. On
+      ML-100K the early-stopped run's best epoch is the 1st or the 2nd,
+      decided by differences of top-100 accuracy (0.003) within its
+      standard error, and the refit's quality follows: MS Recommenders
+      nDCG@10 of retrieval alone, a best epoch of 1 at seed 42, refit for
+      2 / 3 epochs: 0.4507 / 0.4705; three refit epochs measured best or
+      level at every seed tried (docs/decisions.md, "Speed"). 0 for no
+      floor; larger releases stop later and never meet it.
     refit_min_eval_share: the refit is skipped, and the early-stopped model
       served as it is, when the eval split holds less than this share of
       the ratings (by the files' sizes). At ml-25m the eval split is bounded
@@ -144,6 +152,7 @@ class RetrievalHParams(_FromConfig):
   user_history: bool = True
   history_max: int = 200
   refit_extra_epochs: int = 1
+  refit_min_epochs: int = 3
   refit_min_eval_share: float = 0.1
   ensemble_size: int = 3
   seed: int = 42
@@ -250,6 +259,7 @@ class RankingHParams(_FromConfig):
       model's: each is scored with its relevance negatives every epoch.
     refit_extra_epochs: as the retrieval model's: epochs the refit
       (`RankingRefit`) trains beyond the best epoch of early stopping.
+    refit_min_epochs: as the retrieval model's (0: the best epoch alone).
     refit_min_eval_share: as the retrieval model's: no refit (the
       early-stopped model is served) below this eval share of the ratings.
     ensemble_size: as the retrieval model's: the refit trains this many
@@ -288,6 +298,7 @@ class RankingHParams(_FromConfig):
   early_stopping_patience: int = 3
   validation_examples: int = 100_000
   refit_extra_epochs: int = 0
+  refit_min_epochs: int = 0
   refit_min_eval_share: float = 0.1
   ensemble_size: int = 3
   seed: int = 42

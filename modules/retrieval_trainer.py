@@ -462,9 +462,9 @@ def copy_base_model(fn_args, reason: str) -> None:
 
 
 def check_refit(extra_epochs: int, min_eval_share: float,
-                ensemble_size: int) -> None:
+                ensemble_size: int, min_epochs: int = 0) -> None:
   """Raises ValueError naming a bad refit hyper-parameter."""
-  refit_epochs(1, extra_epochs)
+  refit_epochs(1, extra_epochs, min_epochs)
   if ensemble_size < 1:
     raise ValueError(f'ensemble_size must be >= 1, got {ensemble_size}')
   if not 0 <= min_eval_share <= 1:
@@ -472,11 +472,15 @@ def check_refit(extra_epochs: int, min_eval_share: float,
                      f'{min_eval_share}')
 
 
-def refit_epochs(best_epoch: int, extra_epochs: int) -> int:
-  """Epochs of the refit: the early-stopped run's best epoch + extra."""
+def refit_epochs(best_epoch: int, extra_epochs: int,
+                 min_epochs: int = 0) -> int:
+  """Epochs of the refit: the early-stopped run's best epoch + extra, and
+  at least `min_epochs` (`refit_min_epochs`)."""
   if extra_epochs < 0:
     raise ValueError(f'refit_extra_epochs must be >= 0, got {extra_epochs}')
-  return int(best_epoch) + extra_epochs
+  if min_epochs < 0:
+    raise ValueError(f'refit_min_epochs must be >= 0, got {min_epochs}')
+  return max(int(best_epoch) + extra_epochs, min_epochs)
 
 
 def refit(train_files: List[str], eval_files: List[str],
@@ -569,7 +573,7 @@ def read_hparams(fn_args, hparams_class):
   hparams = hparams_class.from_config(
       (fn_args.custom_config or {}).get('hparams'))
   check_refit(hparams.refit_extra_epochs, hparams.refit_min_eval_share,
-              hparams.ensemble_size)
+              hparams.ensemble_size, hparams.refit_min_epochs)
   logging.info('%s hyper-parameters: %s', hparams_class.KIND, hparams)
   return hparams
 
@@ -579,7 +583,7 @@ def plan_refit(fn_args, hparams) -> Optional[int]:
   ones), or None when the refit is skipped (`skip_refit`): the base model
   has then been copied to the serving folder."""
   epochs = refit_epochs(read_best_epoch(fn_args.base_model),
-                        hparams.refit_extra_epochs)
+                        hparams.refit_extra_epochs, hparams.refit_min_epochs)
   reason = skip_refit(fn_args, hparams.refit_min_eval_share)
   if reason:
     copy_base_model(fn_args, reason)

@@ -5,6 +5,8 @@ import pytest
 
 import runner_local
 
+pytestmark = pytest.mark.unit
+
 
 def test_hparam_overrides_and_epochs_are_collected():
   args = runner_local.parse_args(['--hparam', 'temperature=0.2', '--hparam',

@@ -29,7 +29,7 @@ from modules import features, retrieval_export
 from movielens import synthetic
 from pipeline import configs
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 COMPONENTS = ['MovieLensExampleGen', 'StatisticsGen', 'ImportSchemaGen',
               'ExampleValidator', 'AnomalyGate', 'Transform',

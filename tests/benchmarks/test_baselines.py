@@ -6,6 +6,8 @@ import pytest
 from benchmarks import baselines
 from movielens.layout import Rating
 
+pytestmark = pytest.mark.unit
+
 CATALOGUE = ('m1', 'm2', 'm3', 'm4')
 
 

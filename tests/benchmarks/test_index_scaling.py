@@ -13,6 +13,8 @@ import tensorflow_recommenders as tfrs
 from benchmarks import index_scaling as bench
 from modules import retrieval_index
 
+pytestmark = pytest.mark.integration
+
 needs_scann = pytest.mark.skipif(
     not retrieval_index.scann_available(),
     reason=f'ScaNN not installed ({retrieval_index.SCANN_INSTALL})')

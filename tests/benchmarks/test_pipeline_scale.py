@@ -8,6 +8,8 @@ import pytest
 from benchmarks import pipeline_scale as ps
 from benchmarks import report
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize('text, expected', [
     ('1M', 1_000_000),

@@ -1,5 +1,5 @@
 """The pipeline-speed benchmark: progress parsing, ratio, table, the
-tutorial's CSV, and (slow) the tutorial pipeline end to end."""
+tutorial's CSV (the tutorial pipeline end to end: test_tutorial_pipeline.py)."""
 
 import csv
 import glob
@@ -11,6 +11,8 @@ from benchmarks import pipeline_scale
 from benchmarks import pipeline_speed as speed
 from benchmarks.tutorial import data as tutorial_data
 from movielens import layout, synthetic
+
+pytestmark = pytest.mark.unit
 
 
 def test_component_times_from_progress_lines_with_cpu():
@@ -156,39 +158,3 @@ def test_the_csv_quotes_titles_with_commas_and_refuses_unknown_movies(
   with pytest.raises(ValueError, match='movie 8 is not in u.item'):
     tutorial_data.write_ratings_csv(str(tmp_path / 'bad'),
                                     str(tmp_path / 'bad.csv'))
-
-
-@pytest.mark.slow
-def test_tutorial_pipeline_pushes_a_model_that_answers_with_catalogue_titles(
-    tmp_path):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  raw = tmp_path / 'raw'
-  synthetic.generate(str(raw), num_users=30, num_movies=60, num_ratings=400,
-                     seed=0)
-  records = synthetic.synthesize(30, 60, 400, seed=0)
-  work = tmp_path / 'work'
-  result = speed.run_measured(
-      speed.tutorial_command(str(raw), str(work)) + ['--epochs', '1'],
-      'tutorial', str(tmp_path / 'tutorial.out'),
-      pipeline_scale.Progress(str(tmp_path / 'progress.log')))
-  assert result['exit_code'] == 0, (tmp_path / 'tutorial.out').read_text()
-  assert [c['component'] for c in result['components']] == [
-      'CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
-      'Transform', 'Trainer', 'Pusher']
-  assert all(c['cpu_seconds'] is not None for c in result['components'])
-  assert result['wall_seconds'] >= sum(
-      c['wall_seconds'] for c in result['components'])
-  assert result['cpu_seconds'] > 0
-
-  versions = glob.glob(str(work / 'serving' / '*' / 'saved_model.pb'))
-  assert len(versions) == 1
-  serve = tf.saved_model.load(os.path.dirname(versions[0])).signatures[
-      'serving_default']
-  user_id = records.ratings[0].user_id
-  answer = serve(user_id=tf.constant([user_id]))
-  titles = answer['movie_titles'].numpy()
-  assert titles.shape == (1, 10)
-  catalogue = {movie.title.encode() for movie in records.movies}
-  assert set(titles[0]) <= catalogue
-  scores = answer['scores'].numpy()[0]
-  assert list(scores) == sorted(scores, reverse=True)

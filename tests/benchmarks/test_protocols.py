@@ -13,6 +13,8 @@ from movielens import layout
 from movielens import synthetic
 from movielens.layout import Rating
 
+pytestmark = pytest.mark.unit
+
 
 def _rating(user_id, movie_id, rating=4.0, timestamp=0):
   return Rating(user_id=str(user_id), movie_id=str(movie_id), rating=rating,

@@ -8,6 +8,8 @@ import pytest
 from benchmarks import ranking_quality as rk
 from movielens.layout import Rating
 
+pytestmark = pytest.mark.unit
+
 
 def _rating(user, movie, rating):
   return Rating(user_id=user, movie_id=movie, rating=rating, timestamp=0)

@@ -6,6 +6,8 @@ import pytest
 
 from benchmarks import ranking_sweep as sweep
 
+pytestmark = pytest.mark.unit
+
 MOVIES = np.array([[b'm1', b'm2', b'm3', b'm4'],
                    [b'm2', b'm5', b'', b'']])
 RETRIEVAL = np.array([[0.9, 0.8, 0.5, 0.1],

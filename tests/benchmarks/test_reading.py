@@ -9,6 +9,8 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks import reading  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 SPEC = {'movie_id_xf': tf.io.FixedLenFeature([], tf.int64),
         'genres_xf': tf.io.VarLenFeature(tf.int64)}
 

@@ -8,6 +8,8 @@ import pytest
 
 from benchmarks import retrieval_quality as rq
 
+pytestmark = pytest.mark.unit
+
 
 def test_latest_pushed_model_compares_versions_as_integers(tmp_path):
   serving = tmp_path / 'serving' / 'retrieval'

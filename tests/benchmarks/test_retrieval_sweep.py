@@ -5,6 +5,8 @@ import pytest
 
 from benchmarks import retrieval_sweep as sweep
 
+pytestmark = pytest.mark.unit
+
 
 def test_parse_trial_reads_comma_separated_overrides():
   assert sweep.parse_trial('negatives=in_batch, temperature=0.2') == {

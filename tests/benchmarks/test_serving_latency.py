@@ -6,6 +6,8 @@ import pytest
 
 from benchmarks import serving_latency
 
+pytestmark = pytest.mark.unit
+
 
 def test_percentile_is_the_nearest_rank():
   values = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]

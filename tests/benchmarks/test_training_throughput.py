@@ -8,6 +8,8 @@ import pytest
 
 from benchmarks import training_throughput as tt
 
+pytestmark = pytest.mark.unit
+
 
 def test_summarise_epochs_by_hand():
   # 80,000 ratings an epoch; epochs of 12, 2, 2.5 and 1.5 s.

@@ -21,6 +21,8 @@ from tfx.utils import json_utils, writer_utils
 from components.anomaly_gate import AnomalyGate, AnomalyGateResult
 from components.anomaly_gate import DataAnomaliesError, executor, gate, spec
 
+pytestmark = pytest.mark.integration
+
 ANOMALIES_URI = '/pipeline/ExampleValidator/anomalies/7'
 
 # What TFDV writes for clean data: no anomaly_info, no data_missing.

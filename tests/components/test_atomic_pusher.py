@@ -20,6 +20,8 @@ from tfx.utils import proto_utils
 from components.atomic_pusher import AtomicPusher, executor
 from serving import warmup
 
+pytestmark = pytest.mark.integration
+
 VERSION = 1700000000  # the fixed clock below: int(1700000000.75)
 WARMUP = os.path.join('assets.extra', 'tf_serving_warmup_requests')
 

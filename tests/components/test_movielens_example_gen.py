@@ -13,6 +13,8 @@ from components.movielens_example_gen import MovieLensExampleGen
 from components.movielens_example_gen import driver, executor, ingest, spec
 from movielens import layout as raw
 
+pytestmark = pytest.mark.integration
+
 # Three users, four movies. Timestamps are chosen so the per-user split is
 # easy to compute by hand (eval_fraction 0.2 -> floor(n * 0.2) newest):
 #   user 1: 5 ratings -> 1 eval (movie 4 at t=500, the newest)

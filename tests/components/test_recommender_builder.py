@@ -14,6 +14,8 @@ from components.atomic_pusher import executor as atomic_executor
 from components.recommender_builder import RecommenderBuilder, executor, spec
 from tests.modules.test_recommender_export import _FakeRanking, _FakeRetrieval
 
+pytestmark = pytest.mark.integration
+
 
 def _model(tmp_path, name, module, signature_name, function):
   artifact = standard_artifacts.Model()

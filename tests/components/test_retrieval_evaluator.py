@@ -22,6 +22,8 @@ from components.retrieval_evaluator import RetrievalEvaluator
 from components.retrieval_evaluator import blessing, executor, metrics, spec
 from modules import features
 
+pytestmark = pytest.mark.integration
+
 # 1 / log2(3): the discount of rank 2. Rank 1 has 1 / log2(2) = 1, rank 3
 # has 1 / log2(4) = 1/2.
 D2 = 1 / math.log2(3)

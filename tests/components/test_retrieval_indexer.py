@@ -14,6 +14,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.retrieval_indexer import RetrievalIndexer, executor, spec
 from modules import features, retrieval_index
 
+pytestmark = pytest.mark.integration
+
 # Candidate embeddings by movie id (the fake candidate tower's table).
 MOVIE_VECTORS = {b'm1': [3., 0.], b'm2': [0., 3.], b'm3': [2., 1.],
                  b'm4': [1., -1.], b'm5': [-2., 2.]}

@@ -12,6 +12,8 @@ from pipeline import configs, kubeflow
 import runner_vertex
 from tests.kubeflow import specs
 
+pytestmark = pytest.mark.unit
+
 KFP_COMMAND = [
     'python', '-m',
     'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor']

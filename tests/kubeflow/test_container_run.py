@@ -22,7 +22,7 @@ import pytest
 
 from pipeline import configs, kubeflow
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def container_steps(spec):

@@ -15,6 +15,8 @@ import pytest
 from pipeline import kubeflow
 from tests.kubeflow import specs
 
+pytestmark = pytest.mark.integration
+
 
 def read(name):
   with open(os.path.join(specs.REPO_ROOT, name), encoding='utf-8') as f:

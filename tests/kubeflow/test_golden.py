@@ -14,6 +14,8 @@ import pytest
 
 from tests.kubeflow import specs
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize('name', sorted(specs.CONFIGS))
 def test_compiled_spec_matches_golden(name, compiled_files):

@@ -16,6 +16,8 @@ import runner_kubeflow
 import runner_vertex
 from tests.kubeflow import specs
 
+pytestmark = pytest.mark.unit
+
 GCP = ['--project', specs.PROJECT, '--region', specs.REGION]
 
 

@@ -11,6 +11,8 @@ import runner_kubeflow
 import runner_vertex
 from tests.kubeflow import specs
 
+pytestmark = pytest.mark.unit
+
 RESOURCE_NAME = ('projects/123456/locations/europe-west4/pipelineJobs/'
                  'movielens-tfx-20260101000000')
 

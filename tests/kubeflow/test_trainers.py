@@ -9,6 +9,8 @@ from tfx.types import standard_artifacts
 
 from pipeline import configs, trainers
 
+pytestmark = pytest.mark.unit
+
 VERTEX = tfx.extensions.google_cloud_ai_platform
 IMAGE = 'europe-west4-docker.pkg.dev/p/r/movielens-tfx:1'
 

@@ -7,6 +7,8 @@ import pytest
 
 from modules.hparams import RetrievalHParams
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_without_overrides():
   expected = {
@@ -17,7 +19,7 @@ def test_defaults_without_overrides():
       'optimizer': 'auto', 'epochs': 30, 'early_stopping_patience': 3,
       'validation_examples': 100_000, 'user_history': True,
       'history_max': 200, 'refit_extra_epochs': 1,
-      'refit_min_eval_share': 0.1, 'ensemble_size': 3,
+      'refit_min_epochs': 3, 'refit_min_eval_share': 0.1, 'ensemble_size': 3,
       'seed': 42,
   }
 
@@ -139,3 +141,13 @@ def test_the_refit_ensembles_seeds_follow_the_base_seed():
   assert (retrieval_trainer.refit_name('ranking', 3) ==
           'ranking refit (3 members)')
   assert retrieval_trainer.refit_name('ranking', 1) == 'ranking refit'
+
+
+def test_the_refit_trains_at_least_refit_min_epochs():
+  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+  # Best epoch 1 + 1 extra = 2, raised to the floor of 3; 5 + 1 is above it.
+  assert retrieval_trainer.refit_epochs(1, 1, min_epochs=3) == 3
+  assert retrieval_trainer.refit_epochs(5, 1, min_epochs=3) == 6
+  assert RetrievalHParams().refit_min_epochs == 3
+  with pytest.raises(ValueError, match='refit_min_epochs must be >= 0'):
+    retrieval_trainer.check_refit(1, 0.1, 3, min_epochs=-1)

@@ -10,6 +10,8 @@ import tensorflow as tf  # noqa: E402
 
 from modules import optimizers  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 LR = 0.1
 
 

@@ -15,6 +15,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from modules import features, preprocessing
 from pipeline import configs
 
+pytestmark = pytest.mark.integration
+
 xf = features.transformed_name
 
 

@@ -12,6 +12,8 @@ from modules import features, ranking_model
 from modules.hparams import RankingHParams
 from tests.modules.test_retrieval_model import VOCAB_SIZES, _batch
 
+pytestmark = pytest.mark.unit
+
 xf = features.transformed_name
 
 # relevance_weight 1: on a fixed batch, the relevance loss over freshly drawn

@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from modules import recommender_export
 
+pytestmark = pytest.mark.unit
+
 # Retrieval answers (N = 4, best first) and scores:
 #   u1: m1 0.9, m2 0.8, m3 0.5, m4 0.1
 #   u2: m2 0.7, m5 0.6, '' (blank: nothing left) -inf, '' -inf

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from modules import features, retrieval_export, retrieval_index
 
+pytestmark = pytest.mark.integration
+
 # Catalogue: five movies with hand-chosen candidate embeddings.
 MOVIES = [b'm1', b'm2', b'm3', b'm4', b'm5']
 TITLES = [b'One (1991)', b'Two (1992)', b'Three (1993)', b'Four (1994)',

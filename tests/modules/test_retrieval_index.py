@@ -13,6 +13,8 @@ import tensorflow as tf
 from modules import retrieval_index
 from pipeline import configs
 
+pytestmark = pytest.mark.unit
+
 needs_scann = pytest.mark.skipif(
     not retrieval_index.scann_available(),
     reason=f'ScaNN not installed ({retrieval_index.SCANN_INSTALL})')

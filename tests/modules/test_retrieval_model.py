@@ -13,6 +13,8 @@ import tensorflow as tf
 from modules import features, retrieval_model, retrieval_trainer
 from modules.hparams import RetrievalHParams
 
+pytestmark = pytest.mark.unit
+
 xf = features.transformed_name
 
 def _hparams(**kwargs) -> RetrievalHParams:

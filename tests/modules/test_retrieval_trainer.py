@@ -12,6 +12,8 @@ import tensorflow as tf  # noqa: E402
 
 from modules import features, retrieval_trainer  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 xf = features.transformed_name
 
 SPEC = {

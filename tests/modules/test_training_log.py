@@ -10,6 +10,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from modules import training_log  # noqa: E402
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def _fit(callback, epochs=2):

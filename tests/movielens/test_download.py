@@ -13,6 +13,8 @@ import pytest
 from movielens import download
 from movielens import layout
 
+pytestmark = pytest.mark.unit
+
 # --- Fakes -------------------------------------------------------------------
 
 # A tiny GroupLens zip: the three files plus a README, and two entries that

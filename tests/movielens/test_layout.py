@@ -6,6 +6,8 @@ import pytest
 from movielens import layout
 from movielens.layout import Movie, Rating, RawLineError, User
 
+pytestmark = pytest.mark.unit
+
 # A u.item line has 19 genre flags, in ML100K_GENRES order.
 _NO_GENRES = '|'.join(['0'] * 19)
 

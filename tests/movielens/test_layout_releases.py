@@ -6,6 +6,8 @@ import pytest
 from movielens import layout
 from movielens.layout import Movie, Rating, RawLineError, User
 
+pytestmark = pytest.mark.unit
+
 
 def _field_of(parse, raw):
   with pytest.raises(RawLineError) as error:

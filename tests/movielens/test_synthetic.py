@@ -9,6 +9,8 @@ import pytest
 from movielens import layout
 from movielens import synthetic
 
+pytestmark = pytest.mark.unit
+
 _FILES = ('u.data', 'u.item', 'u.user')
 
 

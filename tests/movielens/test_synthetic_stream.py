@@ -13,6 +13,8 @@ import pytest
 from movielens import layout
 from movielens import synthetic
 
+pytestmark = pytest.mark.integration
+
 
 def _read(folder, names):
   return {name: (folder / name).read_bytes() for name in names}

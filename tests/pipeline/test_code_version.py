@@ -8,6 +8,8 @@ import pytest
 from pipeline import code_version, configs
 from pipeline import pipeline as pipeline_lib
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def package(tmp_path, monkeypatch):

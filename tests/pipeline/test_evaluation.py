@@ -13,6 +13,8 @@ import tensorflow_model_analysis as tfma
 from modules import features
 from pipeline import configs, evaluation
 
+pytestmark = pytest.mark.integration
+
 # Ten ratings: (rating, gender, genres, age).
 ROWS = [(5, 'M', ['Drama'], 20), (4, 'F', ['Comedy', 'Drama'], 30),
         (3, 'M', ['Action'], 40), (2, 'F', ['Drama'], 50),

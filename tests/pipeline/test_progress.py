@@ -9,6 +9,9 @@ import time
 
 from benchmarks import pipeline_scale
 from pipeline import progress
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def _record(msg, *args):

@@ -6,6 +6,8 @@ import pytest
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 
+pytestmark = pytest.mark.unit
+
 
 def _components(**kwargs):
   pipeline = pipeline_lib.create_pipeline(

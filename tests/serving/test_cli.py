@@ -11,6 +11,8 @@ import pytest
 
 from serving import cli
 
+pytestmark = pytest.mark.integration
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 

@@ -23,6 +23,8 @@ from serving.client import (InvalidInputError, ModelNotAvailableError,
 from tests.serving import conftest
 from tests.serving.conftest import RANKING, RECOMMENDER, RETRIEVAL
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope='module')
 def client(local_server):

@@ -26,7 +26,9 @@ BINARY = 'tensorflow_model_server'
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
     shutil.which(BINARY) is None,
     reason=f'{BINARY} is not on PATH (install TF Serving: the '
     'tensorflow/serving Docker image or apt package tensorflow-model-server)')
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.skipif(
 
 def _free_port():
   with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
+    s.bind(('127.0.0.1', 0))]
     return s.getsockname()[1]
 
 

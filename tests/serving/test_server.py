@@ -28,6 +28,8 @@ from serving import server as serving_server
 from tests.serving import conftest
 from tests.serving.conftest import RANKING, RECOMMENDER, RETRIEVAL
 
+pytestmark = pytest.mark.integration
+
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 END = get_model_status_pb2.ModelVersionStatus.END
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(

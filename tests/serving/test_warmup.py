@@ -19,6 +19,8 @@ from serving import warmup
 from tests.serving import conftest
 from tests.serving.conftest import RANKING, RECOMMENDER, RETRIEVAL
 
+pytestmark = pytest.mark.integration
+
 
 def _tensor_info(dtype, dims):
   info = meta_graph_pb2.TensorInfo(dtype=dtype)
