@@ -29,14 +29,16 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
-    shutil.which(BINARY) is None,
-    reason=f'{BINARY} is not on PATH (install TF Serving: the '
-    'tensorflow/serving Docker image or apt package tensorflow-model-server)')
+        shutil.which(BINARY) is None,
+        reason=f'{BINARY} is not on PATH (install TF Serving: the '
+        'tensorflow/serving Docker image or apt package '
+        'tensorflow-model-server)'),
+]
 
 
 def _free_port():
   with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))]
+    s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
 
 
