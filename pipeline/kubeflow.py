@@ -416,6 +416,9 @@ def build_pipeline(args: argparse.Namespace):
       # The platform's ML Metadata (see the module docstring).
       metadata_connection_config=None,
       vertex_training=vertex_training(args),
+      # KFP v2 compiles TFX's own strategy only (the resolvers are then
+      # dropped: drop_baseline_resolvers).
+      baseline_excludes_candidate=False,
   )
 
 

@@ -12,7 +12,7 @@ from components.movielens_example_gen import MovieLensExampleGen
 from components.recommender_builder import RecommenderBuilder
 from components.retrieval_evaluator import RetrievalEvaluator
 from components.retrieval_indexer import RetrievalIndexer
-from pipeline import code_version, configs, evaluation, trainers
+from pipeline import baseline, code_version, configs, evaluation, trainers
 
 
 # custom_config key of the module-code fingerprint.
@@ -48,6 +48,7 @@ def create_pipeline(
     metadata_connection_config: Optional[
         metadata_store_pb2.ConnectionConfig] = None,
     vertex_training: Optional[Dict[str, Any]] = None,
+    baseline_excludes_candidate: bool = True,
 ) -> tfx.dsl.Pipeline:
   """Builds the MovieLens recommender pipeline.
 
@@ -97,6 +98,10 @@ def create_pipeline(
     vertex_training: None trains in place; otherwise every Trainer runs as
       a Vertex AI Training job with these settings
       (`pipeline.trainers.make_trainer`).
+    baseline_excludes_candidate: an evaluator's regression baseline is the
+      latest blessed model other than the one it judges, so a rerun with
+      nothing changed is reused from the cache (pipeline/baseline.py);
+      False: TFX's LatestBlessedModelStrategy, the one KFP v2 compiles.
 
   Returns:
     The pipeline, ready for any TFX runner.
@@ -174,13 +179,10 @@ def create_pipeline(
       index=retrieval_index)
 
   # Finds the latest blessed retrieval servable, the regression baseline.
-  latest_blessed_retrieval = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=_channel(tfx.types.standard_artifacts.Model, 'RetrievalIndexer',
-                     'servable'),
-      model_blessing=_channel(tfx.types.standard_artifacts.ModelBlessing,
-                              'RetrievalEvaluator', 'blessing'),
-  ).with_id('LatestBlessedRetrieval')
+  latest_blessed_retrieval = _baseline_resolver(
+      'LatestBlessedRetrieval', 'RetrievalIndexer', 'servable',
+      'RetrievalEvaluator', retrieval_indexer.outputs['servable'],
+      baseline_excludes_candidate)
 
   # Scores top-K retrieval on eval against popularity and the baseline.
   retrieval_evaluator = RetrievalEvaluator(
@@ -212,13 +214,10 @@ def create_pipeline(
                               ranking_hparams)
 
     # Finds the latest blessed ranking model, TFMA's change baseline.
-    latest_blessed_ranking = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=_channel(tfx.types.standard_artifacts.Model, 'RankingTrainer',
-                       'model'),
-        model_blessing=_channel(tfx.types.standard_artifacts.ModelBlessing,
-                                'RankingEvaluator', 'blessing'),
-    ).with_id('LatestBlessedRanking')
+    latest_blessed_ranking = _baseline_resolver(
+        'LatestBlessedRanking', 'RankingTrainer', 'model',
+        'RankingEvaluator', ranking_trainer.outputs['model'],
+        baseline_excludes_candidate)
 
     # TFMA: RMSE/MAE overall and sliced; blesses on the thresholds.
     ranking_evaluator = tfx.components.Evaluator(
@@ -272,6 +271,32 @@ def create_pipeline(
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [],
   )
+
+
+def _baseline_resolver(resolver_id: str, model_producer: str,
+                       model_key: str, evaluator_id: str, candidate,
+                       exclude_candidate: bool) -> tfx.dsl.Resolver:
+  """The regression baseline of `evaluator_id`: its latest blessed model,
+  other than the `candidate` it judges when `exclude_candidate`
+  (pipeline/baseline.py), else TFX's LatestBlessedModelStrategy."""
+  blessings = _channel(tfx.types.standard_artifacts.ModelBlessing,
+                       evaluator_id, 'blessing')
+  if not exclude_candidate:
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=_channel(tfx.types.standard_artifacts.Model, model_producer,
+                       model_key),
+        model_blessing=blessings).with_id(resolver_id)
+  # The pipeline's models, not only `model_producer`'s: TFX keys a
+  # resolver's inputs by producer and output, so a channel restricted to the
+  # candidate's producer would merge with the candidate's (this run's model
+  # alone). The blessings are this evaluator's, and only the models they
+  # name can be chosen.
+  return tfx.dsl.Resolver(
+      strategy_class=baseline.PreviousBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=blessings,
+      **{baseline.CANDIDATE_KEY: candidate}).with_id(resolver_id)
 
 
 def _channel(artifact_type, producer_component_id: str, output_key: str):
