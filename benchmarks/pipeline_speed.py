@@ -12,6 +12,9 @@ tutorial's pipeline and ours, wall and CPU time end to end and per component.
    `python -m benchmarks.tutorial.pipeline`.
 2. Ours: `runner_local.py --data-dir DATA --output-dir WORK/ours --no-cache`,
    exactly as a user runs it (plus `--runner-args`, for trials).
+3. Ours again, nothing changed, cache on (`--no-rerun` skips it): every
+   component should be reused and no model version pushed. Reported as its
+   wall time over the first run's, and the versions pushed by it.
 
 Each runs in its own subprocess from a fresh folder, so both pay their
 imports. Measured for each: wall time of the subprocess, its CPU seconds
@@ -51,6 +54,8 @@ RESULTS_BEGIN = '<!-- results:pipeline_speed -->'
 RESULTS_END = '<!-- /results:pipeline_speed -->'
 TUTORIAL = 'tutorial'
 OURS = 'ours'
+RERUN = 'ours_rerun'
+SERVABLES = ('retrieval', 'ranking', 'recommender')
 PIPELINES = (TUTORIAL, OURS)
 TITLES = {TUTORIAL: 'Tutorial', OURS: 'Ours'}
 
@@ -83,11 +88,27 @@ def tutorial_command(data_dir: str, work_dir: str) -> List[str]:
 
 
 def ours_command(data_dir: str, output_dir: str,
-                 runner_args: Sequence[str] = ()) -> List[str]:
+                 runner_args: Sequence[str] = (),
+                 cache: bool = False) -> List[str]:
   """runner_local.py's command line, as a user types it."""
   return [sys.executable, os.path.join(REPO_ROOT, 'runner_local.py'),
-          '--data-dir', data_dir, '--output-dir', output_dir, '--no-cache',
-          *runner_args]
+          '--data-dir', data_dir, '--output-dir', output_dir,
+          *([] if cache else ['--no-cache']), *runner_args]
+
+
+def pushed_versions(output_dir: str) -> Dict[str, List[str]]:
+  """Servable -> its pushed version folders under `output_dir`/serving."""
+  versions = {}
+  for servable in SERVABLES:
+    base = os.path.join(output_dir, 'serving', servable)
+    versions[servable] = sorted(os.listdir(base)) if os.path.isdir(
+        base) else []
+  return versions
+
+
+def count_cached(lines: Sequence[str]) -> int:
+  """How many progress lines say `reused from cache`."""
+  return sum(1 for line in lines if 'reused from cache' in line)
 
 
 def _shown(command: Sequence[str]) -> str:
@@ -136,6 +157,7 @@ def run_measured(command: Sequence[str], label: str, output_path: str,
       'wall_seconds': round(wall, 1),
       'cpu_seconds': round(cpu, 1),
       'components': component_times(lines),
+      'cached_components': count_cached(lines),
       'command': _shown(command),
   }
 
@@ -165,6 +187,39 @@ def measure(pipeline: str, args: argparse.Namespace,
   return result
 
 
+def measure_rerun(args: argparse.Namespace,
+                  log: pipeline_scale.Progress) -> Dict[str, Any]:
+  """Ours again on the first run's output folder, cache on."""
+  data_dir = os.path.abspath(args.data_dir)
+  output_dir = os.path.join(os.path.abspath(args.work_dir), OURS)
+  before = pushed_versions(output_dir)
+  result = run_measured(
+      ours_command(data_dir, output_dir, args.runner_args, cache=True), RERUN,
+      os.path.join(os.path.abspath(args.work_dir), f'{RERUN}.out'), log)
+  after = pushed_versions(output_dir)
+  result.update({
+      'data': os.path.basename(data_dir.rstrip(os.sep)),
+      'runner_args': list(args.runner_args),
+      'code': report.git_commit(REPO_ROOT),
+      'finished': report.now_utc(),
+      'new_versions_pushed': {
+          name: sorted(set(after[name]) - set(before[name]))
+          for name in SERVABLES},
+  })
+  log(f'{RERUN}: exit {result["exit_code"]}, wall '
+      f'{result["wall_seconds"]:.1f}s, {result["cached_components"]} '
+      'components reused from cache')
+  return result
+
+
+def rerun_ratio(runs: Mapping[str, Mapping[str, Any]]) -> Optional[float]:
+  """Rerun / first run of ours, wall seconds; None unless both ran."""
+  first, rerun = runs.get(OURS), runs.get(RERUN)
+  if not (first and rerun) or first['exit_code'] or rerun['exit_code']:
+    return None
+  return round(rerun['wall_seconds'] / first['wall_seconds'], 3)
+
+
 def merge_results(previous: Optional[Mapping[str, Any]],
                   runs: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
   """The results file with `runs` (pipeline -> result) replacing those
@@ -178,6 +233,7 @@ def merge_results(previous: Optional[Mapping[str, Any]],
       'updated': report.now_utc(),
       'runs': merged,
       'ratio': speed_ratio(merged),
+      'rerun_ratio': rerun_ratio(merged),
   }
 
 
@@ -232,6 +288,14 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     cpu_ratio = runs[OURS]['cpu_seconds'] / runs[TUTORIAL]['cpu_seconds']
     lines += ['', f'Ours / tutorial, wall time end to end: **{ratio:.2f}×** '
               f'(CPU: {cpu_ratio:.2f}×).']
+  rerun = runs.get(RERUN)
+  if rerun is not None and rerun_ratio(runs) is not None:
+    pushed = sum(len(v) for v in rerun['new_versions_pushed'].values())
+    lines += ['', f'Ours again with nothing changed (cache on, '
+              f'`{rerun["command"]}`): {rerun["wall_seconds"]:.1f} s, '
+              f'**{rerun_ratio(runs):.3f}×** the first run; '
+              f'{rerun["cached_components"]} components reused from cache, '
+              f'{pushed} model versions pushed.']
   by_pipeline = {
       name: {c['component']: c for c in runs.get(name, {}).get('components',
                                                                 [])}
@@ -269,6 +333,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help='extra runner_local.py arguments, one string, '
                       "e.g. --runner-args='--no-ranking' (recorded with the "
                       'results)')
+  parser.add_argument('--no-rerun', action='store_true',
+                      help='skip the second run of ours with the cache on')
   parser.add_argument('--no-readme', action='store_true',
                       help='do not update the README table')
   return parser.parse_args(argv)
@@ -282,6 +348,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   log = pipeline_scale.Progress(os.path.join(args.work_dir, 'progress.log'))
   pipelines = PIPELINES if args.only == 'both' else (args.only,)
   runs = {name: measure(name, args, log) for name in pipelines}
+  if OURS in runs and not runs[OURS]['exit_code'] and not args.no_rerun:
+    runs[RERUN] = measure_rerun(args, log)
   previous = None
   if os.path.exists(args.output):
     with open(args.output, encoding='utf-8') as f:

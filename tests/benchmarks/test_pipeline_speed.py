@@ -118,6 +118,35 @@ def test_ours_runs_as_a_user_runs_it_plus_the_trial_arguments():
     speed.parse_args(['--only', 'neither'])
 
 
+def test_the_rerun_is_ours_again_with_the_cache_on(tmp_path):
+  assert '--no-cache' not in speed.ours_command('/d', '/w/ours', cache=True)
+  # Versions pushed: the folders under serving/<servable>.
+  for servable, versions in (('retrieval', ['17', '18']), ('ranking', ['9'])):
+    for version in versions:
+      (tmp_path / 'serving' / servable / version).mkdir(parents=True)
+  assert speed.pushed_versions(str(tmp_path)) == {
+      'retrieval': ['17', '18'], 'ranking': ['9'], 'recommender': []}
+  assert speed.count_cached([
+      '[  1.0s] Transform              reused from cache in 0.1s',
+      '[  9.0s] RetrievalTrainer       done in 8.0s (cpu 9.0s)']) == 1
+
+
+def test_rerun_ratio_and_its_line_in_the_table():
+  rerun = dict(_run(19.0, 21.0, []), cached_components=17,
+               new_versions_pushed={'retrieval': [], 'ranking': [],
+                                    'recommender': []})
+  runs = {'tutorial': TUTORIAL, 'ours': OURS, 'ours_rerun': rerun}
+  assert speed.rerun_ratio(runs) == 0.05  # 19 / 380.
+  assert speed.rerun_ratio({'ours': OURS}) is None
+  assert speed.rerun_ratio(
+      {'ours': OURS, 'ours_rerun': dict(rerun, exit_code=1)}) is None
+  table = speed.render_markdown(speed.merge_results(None, runs))
+  assert ('19.0 s, **0.050×** the first run; 17 components reused from '
+          'cache, 0 model versions pushed.') in table
+  # The rerun is no row of the pipelines' table.
+  assert table.count('| `python cmd` |') == 2
+
+
 def test_the_csv_has_a_row_per_rating_with_its_movie_title(tmp_path):
   raw = tmp_path / 'raw'
   synthetic.generate(str(raw), num_users=20, num_movies=30, num_ratings=150,
