@@ -46,10 +46,9 @@ class PreviousBlessedModelStrategy(
     candidate_ids = {a.id for a in input_dict.get(CANDIDATE_KEY, [])}
     models = [m for m in input_dict.get(MODEL_KEY, [])
               if m.id not in candidate_ids]
-    blessings = list(input_dict.get(BLESSING_KEY, []))
-    result = {MODEL_KEY: [], BLESSING_KEY: []}
-    if models and blessings:
-      result = self._resolve({MODEL_KEY: models, BLESSING_KEY: blessings},
-                             MODEL_KEY, BLESSING_KEY)
+    result = self._resolve(
+        {MODEL_KEY: models,
+         BLESSING_KEY: list(input_dict.get(BLESSING_KEY, []))},
+        MODEL_KEY, BLESSING_KEY)
     result[CANDIDATE_KEY] = list(input_dict.get(CANDIDATE_KEY, []))
     return result

@@ -3,11 +3,9 @@ candidate, on hand-made Model and ModelBlessing artifacts; and which
 strategy each runner's pipeline uses."""
 
 import pytest
-from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from pipeline import baseline, configs
-from pipeline import pipeline as pipeline_lib
+from pipeline import baseline
 
 pytestmark = pytest.mark.unit
 
@@ -56,12 +54,8 @@ def test_nothing_blessed_yet_resolves_empty():
   assert _resolve([], [], [one])['model'] == []
 
 
-def test_local_pipeline_excludes_the_candidate_it_judges():
-  pipeline = pipeline_lib.create_pipeline(
-      'p', '/tmp/root', '/tmp/data', configs.SCHEMA_PATH,
-      configs.PREPROCESSING_FN, configs.RETRIEVAL_RUN_FN, '/tmp/serving',
-      ranking_run_fn=configs.RANKING_RUN_FN)
-  by_id = {c.id: c for c in pipeline.components}
+def test_local_pipeline_excludes_the_candidate_it_judges(pipeline_components):
+  by_id = pipeline_components()
   for resolver, candidate, evaluator in (
       ('LatestBlessedRetrieval', 'RetrievalIndexer', 'RetrievalEvaluator'),
       ('LatestBlessedRanking', 'RankingTrainer', 'RankingEvaluator')):

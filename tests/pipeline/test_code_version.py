@@ -5,8 +5,7 @@ import sys
 
 import pytest
 
-from pipeline import code_version, configs
-from pipeline import pipeline as pipeline_lib
+from pipeline import code_version
 
 pytestmark = pytest.mark.unit
 
@@ -41,12 +40,8 @@ def test_not_a_package_is_an_error():
     code_version.package_fingerprint('no_such_package_here')
 
 
-def test_transform_and_trainers_carry_the_fingerprint():
-  pipeline = pipeline_lib.create_pipeline(
-      'p', '/tmp/root', '/tmp/data', configs.SCHEMA_PATH,
-      configs.PREPROCESSING_FN, configs.RETRIEVAL_RUN_FN, '/tmp/serving',
-      ranking_run_fn=configs.RANKING_RUN_FN)
-  by_id = {c.id: c for c in pipeline.components}
+def test_transform_and_trainers_carry_the_fingerprint(pipeline_components):
+  by_id = pipeline_components()
   expected = code_version.package_fingerprint('modules')
   for component in ('Transform', 'RetrievalTrainer', 'RankingTrainer'):
     config = by_id[component].exec_properties['custom_config']

@@ -4,17 +4,9 @@ Evaluator judges, and which one the Indexer, Pushers and recommender use."""
 import pytest
 
 from pipeline import configs
-from pipeline import pipeline as pipeline_lib
+from tests.pipeline.conftest import components_by_id as _components
 
 pytestmark = pytest.mark.unit
-
-
-def _components(**kwargs):
-  pipeline = pipeline_lib.create_pipeline(
-      'p', '/tmp/root', '/tmp/data', configs.SCHEMA_PATH,
-      configs.PREPROCESSING_FN, configs.RETRIEVAL_RUN_FN, '/tmp/serving',
-      ranking_run_fn=configs.RANKING_RUN_FN, **kwargs)
-  return {c.id: c for c in pipeline.components}
 
 
 def _producer(component, key):
