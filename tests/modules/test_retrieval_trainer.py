@@ -235,6 +235,17 @@ def test_make_dataset_takes_one_pattern_and_names_a_missing_one(tmp_path):
     retrieval_trainer.make_dataset(missing, SPEC, 4, False, 0)
 
 
+def test_make_dataset_turns_tf_data_autotuning_off(tmp_path):
+  # Keras drops each epoch's iterator; with autotuning on that waits on the
+  # autotuner's thread (up to a second per epoch).
+  paths = _write_shards(tmp_path, shards=1, per_shard=5)
+  dataset = retrieval_trainer.make_dataset(paths[0], SPEC, 4, True, 0)
+  assert dataset.options().autotune.enabled is False
+  assert sorted(v for b in dataset
+                for v in b[xf(features.MOVIE_ID)].numpy().tolist()) == [
+                    0, 1, 2, 3, 4]
+
+
 def test_scan_reports_what_it_read(tmp_path, capsys):
   _write_shards(tmp_path, shards=2, per_shard=5)
   movies = retrieval_trainer.MovieRows(SPEC)
