@@ -28,8 +28,8 @@ For each catalogue size N (movies):
 4. Recall@K of ScaNN against brute force over all `--queries` queries.
 
 Results are merged into `--output` per (embeddings, size), so runs of other
-sizes or sources add rows; the table lands in `benchmarks/README.md` and
-`README.md` between `<!-- results:index_scaling -->` and
+sizes or sources add rows; the table lands in `benchmarks/README.md`
+between `<!-- results:index_scaling -->` and
 `<!-- /results:index_scaling -->`.
 """
 
@@ -55,8 +55,7 @@ from benchmarks import report  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results', 'index_scaling.json')
-README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),
-                os.path.join(REPO_ROOT, 'README.md'))
+README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),)
 RESULTS_BEGIN = '<!-- results:index_scaling -->'
 RESULTS_END = '<!-- /results:index_scaling -->'
 # ML-100K's catalogue, ML-25M's (62K, rounded down), a large one.

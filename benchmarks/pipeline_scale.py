@@ -28,7 +28,7 @@ console. Run the big sizes in the background:
     nohup python -m benchmarks.pipeline_scale --sizes 1M,5M,25M &
     tail -f benchmarks/work/scale/progress.log
 
-The table lands in `benchmarks/README.md` and `README.md` between
+The table lands in `benchmarks/README.md` between
 `<!-- results:pipeline_scale -->` and `<!-- /results:pipeline_scale -->`.
 """
 
@@ -51,8 +51,7 @@ from benchmarks import report
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results', 'pipeline_scale.json')
 DEFAULT_WORK_DIR = os.path.join('benchmarks', 'work', 'scale')
-README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),
-                os.path.join(REPO_ROOT, 'README.md'))
+README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),)
 RESULTS_BEGIN = '<!-- results:pipeline_scale -->'
 RESULTS_END = '<!-- /results:pipeline_scale -->'
 ML100K = 'ml-100k'

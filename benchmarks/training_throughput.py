@@ -46,8 +46,7 @@ reports the difference. The fix that needs no private API is to trace
 Results go to `--output` (machine, date, versions, threads, load average
 before and after each model: the machine is shared) and to the tables
 between `<!-- results:training_throughput -->` and
-`<!-- /results:training_throughput -->` in `benchmarks/README.md` and
-`README.md`.
+`<!-- /results:training_throughput -->` in `benchmarks/README.md`.
 """
 
 from __future__ import annotations
@@ -75,8 +74,7 @@ DEFAULT_OUTPUT = os.path.join('benchmarks', 'results',
 DEFAULT_PIPELINE_OUTPUT = os.path.join('benchmarks', 'work', 'throughput',
                                        'pipeline')
 DEFAULT_DATA_DIR = os.path.join('data', 'ml-100k')
-README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),
-                os.path.join(REPO_ROOT, 'README.md'))
+README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),)
 RESULTS_BEGIN = '<!-- results:training_throughput -->'
 RESULTS_END = '<!-- /results:training_throughput -->'
 PACKAGES = ('tensorflow', 'tf-keras', 'tensorflow-recommenders',

@@ -231,7 +231,7 @@ def test_readme_section_is_replaced_between_the_markers(tmp_path):
       f'{tt.RESULTS_END}\nafter\n')
 
 
-def test_both_readmes_carry_the_markers():
+def test_the_benchmarks_readme_carries_the_markers():
   for path in tt.README_PATHS:
     with open(path, encoding='utf-8') as f:
       text = f.read()
