@@ -55,6 +55,7 @@ import dataclasses
 import datetime
 import os
 import re
+import time
 from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 # Genre columns of u.item, in file order (README of ml-100k).
@@ -235,8 +236,26 @@ def _rating(value: str, scale: RatingScale) -> float:
   return rating
 
 
+# Ratings cannot come from the future; a day of slack for clocks.
+_LATEST_TIMESTAMP_SLACK = 86_400
+
+
 def _timestamp(value: str) -> int:
-  return _int(value, 'timestamp', 'seconds since the epoch')
+  """Seconds since the epoch, from 0 to now (a day of slack)."""
+  latest = int(time.time()) + _LATEST_TIMESTAMP_SLACK
+  expected = f'seconds since the epoch, from 0 to {latest} (now)'
+  seconds = _int(value, 'timestamp', expected)
+  if not 0 <= seconds <= latest:
+    raise RawLineError('timestamp', expected, value.strip())
+  return seconds
+
+
+def _check_year(year: Optional[int], field: str, value: str) -> Optional[int]:
+  """A release year no later than next year (films are announced ahead)."""
+  latest = datetime.date.today().year + 1
+  if year is not None and year > latest:
+    raise RawLineError(field, f'a release year up to {latest}', value)
+  return year
 
 
 _YEAR_IN_TITLE = re.compile(r'\((\d{4})\)\s*$')
@@ -245,7 +264,7 @@ _YEAR_IN_TITLE = re.compile(r'\((\d{4})\)\s*$')
 def _year_in_title(title: str) -> Optional[int]:
   """1995 from 'Toy Story (1995)'; None if the title has no '(YYYY)' suffix."""
   match = _YEAR_IN_TITLE.search(title)
-  return int(match.group(1)) if match else None
+  return _check_year(int(match.group(1)), 'title', title) if match else None
 
 
 def _genre_list(value: str, known: Sequence[str],
@@ -314,10 +333,11 @@ def _release_year(release_date: str, title: str) -> Optional[int]:
   release_date = release_date.strip()
   if release_date:
     try:
-      return datetime.datetime.strptime(release_date, '%d-%b-%Y').year
+      year = datetime.datetime.strptime(release_date, '%d-%b-%Y').year
     except ValueError:
       raise RawLineError('release_date', "a date like '01-Jan-1995' or empty",
                          release_date) from None
+    return _check_year(year, 'release_date', release_date)
   return _year_in_title(title)
 
 

@@ -7,6 +7,7 @@ fingerprint it adds to the exec properties becomes part of that key (the
 same mechanism as TFX's FileBasedExampleGen).
 """
 
+import glob
 import os
 
 from tfx.dsl.components.base import base_driver as legacy_base_driver
@@ -29,7 +30,10 @@ def input_fingerprint(input_base: str) -> str:
   for file_name in data_layout.files:
     path = os.path.join(input_base, file_name)
     if fileio.exists(path):
-      parts.append(io_utils.generate_fingerprint(file_name, path))
+      # TFX reads the path as a glob pattern: escaped, so that a folder
+      # named e.g. 'ml-100k [copy]' is fingerprinted, not matched away.
+      parts.append(io_utils.generate_fingerprint(file_name,
+                                                 glob.escape(path)))
     else:
       parts.append(f'split:{file_name},missing')
   return '\n'.join(parts)

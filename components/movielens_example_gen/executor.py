@@ -14,10 +14,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.components.util import examples_utils
 
-from components.movielens_example_gen import ingest, spec
+from components.movielens_example_gen import bad_lines, ingest, spec
 from movielens import layout as raw
-
-_ERRORS_DIR = '.ingest-errors'
 
 
 def _split_prefix(artifact: types.Artifact, split: str) -> str:
@@ -25,9 +23,9 @@ def _split_prefix(artifact: types.Artifact, split: str) -> str:
 
 
 def check_input_files(input_base: str) -> raw.RawLayout:
-  """Fails fast, before any Beam work, on missing or empty raw files and on
-  CSV files whose first line is not the layout's header (Beam skips it
-  unread)."""
+  """Fails fast, before any Beam work, on raw files that are missing, a
+  folder, unreadable or empty, and on CSV files whose first line is not the
+  layout's header (Beam skips it unread)."""
   data_layout = raw.detect_layout(input_base, exists=fileio.exists)
   problems = []
   for file_name in data_layout.files:
@@ -35,11 +33,23 @@ def check_input_files(input_base: str) -> raw.RawLayout:
     if not fileio.exists(path):
       problems.append(f'{path}: missing (the {data_layout.name} layout needs '
                       f'{", ".join(data_layout.files)})')
-    elif tf.io.gfile.stat(path).length == 0:
+      continue
+    if fileio.isdir(path):
+      problems.append(f'{path}: is a folder; expected the {file_name} file '
+                      f'of {data_layout.name}')
+      continue
+    try:
+      with fileio.open(path, 'rb') as f:
+        first_line = f.readline()
+    except (OSError, tf.errors.OpError) as e:
+      reason = getattr(e, 'strerror', None) or getattr(e, 'message', str(e))
+      problems.append(f'{path}: cannot be read ({reason}); check its '
+                      'permissions')
+      continue
+    if not first_line:
       problems.append(f'{path}: empty file')
     elif file_name in data_layout.headers:
-      with fileio.open(path, 'rb') as f:
-        problem = data_layout.header_problem(file_name, f.readline())
+      problem = data_layout.header_problem(file_name, first_line)
       if problem:
         problems.append(f'{path}:1: {problem} (the {data_layout.name} '
                         'layout starts each file with its header)')
@@ -76,7 +86,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     prefixes = {split: _split_prefix(ratings, split)
                 for split in spec.RATINGS_SPLITS}
     prefixes[ingest.CATALOG] = _split_prefix(movies, ingest.CATALOG)
-    errors_prefix = os.path.join(ratings.uri, _ERRORS_DIR, 'bad_lines.jsonl')
 
     logging.info('MovieLensExampleGen: reading %s (%s layout), eval fraction '
                  '%.2f', input_base, data_layout.name, eval_fraction)
@@ -84,14 +93,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     try:
       with self._make_beam_pipeline() as pipeline:
         ingest.build_ingest_pipeline(pipeline, input_base, data_layout,
-                                     eval_fraction, prefixes, errors_prefix,
+                                     eval_fraction, prefixes,
                                      max_eval_ratings=max_eval_ratings)
       counters = self._counters(pipeline)
-      bad_lines = self._read_bad_lines(errors_prefix)
-      if bad_lines:
-        raise raw.RawDataError(ingest.describe_bad_lines(
-            input_base, data_layout, bad_lines,
-            total=counters.get('bad_lines', len(bad_lines))))
+      if counters.get('bad_lines'):
+        logging.info('MovieLensExampleGen: %d bad line(s) counted; finding '
+                     'them in file order', counters['bad_lines'])
+        raise raw.RawDataError(
+            bad_lines.find(input_base, data_layout).describe())
       if not counters.get('ratings_train'):
         raise raw.RawDataError(
             f'{os.path.join(input_base, data_layout.ratings_file)}: no '
@@ -103,11 +112,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           fileio.rmtree(artifact.uri)
         fileio.makedirs(artifact.uri)
       raise
-    finally:
-      errors_dir = os.path.dirname(errors_prefix)
-      if fileio.exists(errors_dir):
-        fileio.rmtree(errors_dir)
 
+    if counters.get('duplicate_ratings'):
+      line = (f'MovieLensExampleGen: {counters["duplicate_ratings"]} '
+              'rating(s) of a movie the same user rated again dropped; each '
+              "pair's newest rating kept")
+      print(line, flush=True)
+      logging.info(line)
     ratings.split_names = artifact_utils.encode_split_names(
         list(spec.RATINGS_SPLITS))
     movies.split_names = artifact_utils.encode_split_names(
@@ -136,10 +147,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       name = counter.key.metric.name
       totals[name] = totals.get(name, 0) + counter.committed
     return totals
-
-  @staticmethod
-  def _read_bad_lines(errors_prefix: str) -> List[ingest.BadLine]:
-    if not fileio.exists(errors_prefix):
-      return []
-    with fileio.open(errors_prefix, 'r') as f:
-      return [ingest.BadLine.from_json(line) for line in f if line.strip()]

@@ -17,19 +17,23 @@ one user's ratings at a time (tens of thousands at most), as compact
 (movie_id, rating, timestamp) rows: the features are joined after the
 shuffle, when the Examples are encoded in batches (`_EncodeExamples`).
 
-Bad lines do not fail the pipeline on the first hit: they go to a
-dead-letter output, so one run reports every kind of problem (with a
-sample of lines) and the executor can refuse to publish anything.
+Bad lines do not fail the pipeline on the first hit: every check counts
+them (the counter 'bad_lines') and drops them, so one run finds every kind
+of problem, and the executor publishes nothing when any was counted;
+`bad_lines.find` then names them in file order. The checks: each line
+parses in its layout, each movie and user id is defined once, each
+rating's movie and user are defined. A movie a user rated more than once
+keeps its newest rating (`newest_ratings`), counted and reported, not an
+error.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import glob
 import hashlib
-import json
 import math
 import os
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -40,7 +44,6 @@ from tfx_bsl.coders import example_coder
 from modules import features
 from movielens import layout as raw
 
-ERRORS_TAG = 'errors'
 TRAIN = 'train'
 EVAL = 'eval'
 CATALOG = 'catalog'
@@ -50,93 +53,71 @@ _MIN_BATCH = 256
 _MAX_BATCH = 8192
 
 
-@dataclasses.dataclass(frozen=True)
-class BadLine:
-  """A raw line that cannot be ingested, with the reason."""
-  file: str
-  line: str  # the raw bytes, decoded as latin-1 (lossless)
-  problem: str
-  # For a rating that parsed but does not join: (user_id, movie_id,
-  # timestamp), to find its line number; `line` is then a rendering.
-  rating_key: Optional[Tuple[str, str, int]] = None
-
-  def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-  @classmethod
-  def from_json(cls, text: str) -> 'BadLine':
-    fields = json.loads(text)
-    if fields.get('rating_key') is not None:
-      fields['rating_key'] = tuple(fields['rating_key'])
-    return cls(**fields)
+def _count_bad(count: int = 1) -> None:
+  beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'bad_lines').inc(count)
 
 
 class _ParseLines(beam.DoFn):
-  """Parses raw lines with a layout parser; bad lines go to ERRORS_TAG."""
+  """Parses raw lines with a layout parser; bad lines are counted and
+  dropped."""
 
-  def __init__(self, file_name: str, parse):
-    self._file_name = file_name
+  def __init__(self, parse):
     self._parse = parse
 
   def process(self, line: bytes):
-    if not line.strip():
-      return  # Blank lines (e.g. a trailing newline) carry nothing.
+    if not line.strip():  # Blank lines (e.g. a trailing newline) carry
+      return []           # nothing.
     try:
-      yield self._parse(line)
-    except raw.RawLineError as e:
-      beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'bad_lines').inc()
-      yield beam.pvalue.TaggedOutput(
-          ERRORS_TAG, BadLine(self._file_name, line.decode('latin-1'), str(e)))
+      return [self._parse(line)]
+    except raw.RawLineError:
+      _count_bad()
+      return []
 
 
 def read_records(pipeline: beam.Pipeline, data_dir: str, file_name: str,
-                 parse, header_lines: int = 0) -> beam.pvalue.DoOutputsTuple:
-  """Reads one raw file into parsed records (main) and BadLines (errors)."""
+                 parse, header_lines: int = 0) -> beam.PCollection:
+  """Reads one raw file into parsed records (bad lines counted, dropped).
+
+  The path is escaped: Beam reads a file name as a glob pattern, and a
+  folder named e.g. 'ml-100k [copy]' would match nothing.
+  """
   return (
       pipeline
       | f'Read[{file_name}]' >> beam.io.ReadFromText(
-          os.path.join(data_dir, file_name),
+          glob.escape(os.path.join(data_dir, file_name)),
           coder=beam.coders.BytesCoder(),
           skip_header_lines=header_lines)
-      | f'Parse[{file_name}]' >> beam.ParDo(
-          _ParseLines(file_name, parse)).with_outputs(ERRORS_TAG, main='ok'))
+      | f'Parse[{file_name}]' >> beam.ParDo(_ParseLines(parse)))
+
+
+def _count_duplicates(id_and_count: Tuple[str, int]) -> None:
+  """Counts the extra definitions of an id (a movie or user defined twice)."""
+  if id_and_count[1] > 1:
+    _count_bad(id_and_count[1] - 1)
 
 
 class _CheckRating(beam.DoFn):
   """Checks that a rating's user and movie exist, and keys it by user.
 
   A rating whose user or movie is missing from the dimension files is a
-  bad line of the ratings file. The output is the compact row
+  bad line of the ratings file, counted and dropped. The output is the
+  compact row
   (user_id, (movie_id, rating, timestamp)): only primitives cross the
   shuffle, whose cost and memory grow with the number of ratings, and
   the features are joined after it (`_EncodeExamples`).
   """
 
-  def __init__(self, ratings_file: str, movies_file: str,
-               users_file: Optional[str],
-               format_rating: Callable[[raw.Rating], str]):
-    self._ratings_file = ratings_file
-    self._movies_file = movies_file
-    self._users_file = users_file
-    self._format_rating = format_rating
+  def __init__(self, with_users: bool):
+    self._with_users = with_users
 
   def process(self, rating: raw.Rating, movies: Dict[str, raw.Movie],
               users: Dict[str, raw.User]):
-    problem = None
-    if rating.movie_id not in movies:
-      problem = (f'field \'movie_id\': movie {rating.movie_id!r} is not in '
-                 f'{self._movies_file}')
-    elif self._users_file and rating.user_id not in users:
-      problem = (f'field \'user_id\': user {rating.user_id!r} is not in '
-                 f'{self._users_file}')
-    if problem:
-      beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'bad_lines').inc()
-      line = self._format_rating(rating).rstrip('\n')
-      key = (rating.user_id, rating.movie_id, rating.timestamp)
-      yield beam.pvalue.TaggedOutput(
-          ERRORS_TAG, BadLine(self._ratings_file, line, problem, key))
-      return
-    yield rating.user_id, (rating.movie_id, rating.rating, rating.timestamp)
+    if rating.movie_id not in movies or (
+        self._with_users and rating.user_id not in users):
+      _count_bad()
+      return []
+    return [(rating.user_id,
+             (rating.movie_id, rating.rating, rating.timestamp))]
 
 
 def _bytes_feature(values: Iterable[str]) -> tf.train.Feature:
@@ -277,8 +258,29 @@ def eval_user_rate(eval_ratings: int, max_eval_ratings: int) -> float:
   return max_eval_ratings / eval_ratings
 
 
+def newest_ratings(ratings: Iterable[Tuple[str, float, int]]
+                  ) -> List[Tuple[str, float, int]]:
+  """One user's (movie_id, rating, timestamp) rows, one per movie: a movie
+  rated again keeps its newest rating (of equal times, the higher), the
+  user's current opinion. The others are counted ('duplicate_ratings').
+  """
+  newest: Dict[str, Tuple[str, float, int]] = {}
+  count = 0
+  for row in ratings:
+    count += 1
+    kept = newest.get(row[0])
+    if kept is None or (row[2], row[1]) > (kept[2], kept[1]):
+      newest[row[0]] = row
+  if count > len(newest):
+    beam.metrics.Metrics.counter(METRICS_NAMESPACE, 'duplicate_ratings').inc(
+        count - len(newest))
+  return list(newest.values())
+
+
 def _num_eval(user_and_ratings, eval_fraction: float) -> int:
-  return num_eval_ratings(sum(1 for _ in user_and_ratings[1]), eval_fraction)
+  return num_eval_ratings(
+      len({movie_id for movie_id, _, _ in user_and_ratings[1]}),
+      eval_fraction)
 
 
 def split_user_history(
@@ -310,7 +312,7 @@ def split_user_history(
   0.001), while the sampled users are as representative as all of them.
   """
   user_id, ratings = user_and_ratings
-  history: List = sorted(ratings, key=lambda r: (r[2], r[0]))
+  history: List = sorted(newest_ratings(ratings), key=lambda r: (r[2], r[0]))
   cut = len(history)
   if user_rate >= 1.0 or user_share(user_id) < user_rate:
     cut -= num_eval_ratings(len(history), eval_fraction)
@@ -344,7 +346,6 @@ def _count_user(user):
 def build_ingest_pipeline(pipeline: beam.Pipeline, data_dir: str,
                           data_layout: raw.RawLayout, eval_fraction: float,
                           split_prefixes: Dict[str, str],
-                          errors_prefix: str,
                           max_eval_ratings: int = 0) -> None:
   """Adds the whole ingestion to `pipeline`.
 
@@ -355,8 +356,6 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, data_dir: str,
     eval_fraction: share of each user's newest ratings held out for eval.
     split_prefixes: output file prefix per split: TRAIN and EVAL (ratings
       with joined features) and CATALOG (every movie).
-    errors_prefix: where a sample of bad lines is written, one JSON
-      object per line (a single file, empty when all is well).
     max_eval_ratings: bound on the eval split (about; 0 for none): beyond
       it, only a sample of users is held out (`split_user_history`).
   """
@@ -364,30 +363,31 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, data_dir: str,
                         data_layout.parse_movie, data_layout.header_lines)
   ratings = read_records(pipeline, data_dir, data_layout.ratings_file,
                          data_layout.parse_rating, data_layout.header_lines)
-  error_streams = [movies[ERRORS_TAG], ratings[ERRORS_TAG]]
 
-  movies_by_id = (movies.ok
+  movies_by_id = (movies
                   | 'CountMovies' >> beam.Map(_count_movie)
                   | 'KeyMovies' >> beam.Map(lambda m: (m.movie_id, m)))
+  _ = (movies_by_id
+       | 'CountMovieIds' >> beam.combiners.Count.PerKey()
+       | 'MovieIdsOnce' >> beam.Map(_count_duplicates))
   if data_layout.users_file:
     users = read_records(pipeline, data_dir, data_layout.users_file,
                          data_layout.parse_user, data_layout.header_lines)
-    error_streams.append(users[ERRORS_TAG])
-    users_by_id = (users.ok
+    users_by_id = (users
                    | 'CountUsers' >> beam.Map(_count_user)
                    | 'KeyUsers' >> beam.Map(lambda u: (u.user_id, u)))
+    _ = (users_by_id
+         | 'CountUserIds' >> beam.combiners.Count.PerKey()
+         | 'UserIdsOnce' >> beam.Map(_count_duplicates))
   else:
     users_by_id = pipeline | 'NoUsers' >> beam.Create([])
 
-  checked = ratings.ok | 'CheckIds' >> beam.ParDo(
-      _CheckRating(data_layout.ratings_file, data_layout.movies_file,
-                   data_layout.users_file, data_layout.format_rating),
+  checked = ratings | 'CheckIds' >> beam.ParDo(
+      _CheckRating(with_users=bool(data_layout.users_file)),
       movies=beam.pvalue.AsDict(movies_by_id),
-      users=beam.pvalue.AsDict(users_by_id)).with_outputs(
-          ERRORS_TAG, main='ok')
-  error_streams.append(checked[ERRORS_TAG])
+      users=beam.pvalue.AsDict(users_by_id))
 
-  by_user = checked.ok | 'GroupByUser' >> beam.GroupByKey()
+  by_user = checked | 'GroupByUser' >> beam.GroupByKey()
   user_rate = (
       by_user
       | 'CountEval' >> beam.Map(_num_eval, eval_fraction=eval_fraction)
@@ -408,68 +408,8 @@ def build_ingest_pipeline(pipeline: beam.Pipeline, data_dir: str,
             users=beam.pvalue.AsDict(users_by_id)))
     _write_serialized(examples, split_prefixes[split], split)
 
-  catalog = movies.ok | 'ToExample[catalog]' >> beam.Map(movie_example)
+  catalog = movies | 'ToExample[catalog]' >> beam.Map(movie_example)
   _write_serialized(
       catalog | 'Serialize[catalog]' >> beam.Map(
           lambda example: example.SerializeToString(deterministic=True)),
       split_prefixes[CATALOG], CATALOG)
-
-  # A bounded sample of bad lines for the error message; the counter
-  # 'bad_lines' has the total.
-  _ = (
-      error_streams
-      | 'AllErrors' >> beam.Flatten()
-      | 'SampleErrors' >> beam.combiners.Sample.FixedSizeGlobally(20)
-      | 'ErrorsToJson' >> beam.FlatMap(
-          lambda sample: [bad.to_json() for bad in sorted(
-              sample, key=lambda b: (b.file, b.line))])
-      | 'WriteErrors' >> beam.io.WriteToText(errors_prefix,
-                                             shard_name_template=''))
-
-
-def _line_numbers(path: str, bad_lines: List[BadLine],
-                  parse_rating) -> Dict[BadLine, int]:
-  """Finds the 1-based line number of each bad line in one file.
-
-  Runs only on the error path, streaming the file once.
-  """
-  wanted = {bad.line.encode('latin-1'): bad for bad in bad_lines
-            if bad.rating_key is None}
-  by_key = {bad.rating_key: bad for bad in bad_lines if bad.rating_key}
-  found: Dict[BadLine, int] = {}
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    for number, line in enumerate(f, start=1):
-      line = line.rstrip(b'\r\n')
-      if line in wanted:
-        found.setdefault(wanted[line], number)
-      elif by_key:
-        try:
-          rating = parse_rating(line)
-        except raw.RawLineError:
-          continue
-        key = (rating.user_id, rating.movie_id, rating.timestamp)
-        if key in by_key:
-          found.setdefault(by_key[key], number)
-      if len(found) == len(bad_lines):
-        break
-  return found
-
-
-def describe_bad_lines(data_dir: str, data_layout: raw.RawLayout,
-                       bad_lines: List[BadLine], total: int) -> str:
-  """A readable report of bad raw lines: file:line, problem, the line."""
-  by_file: Dict[str, List[BadLine]] = {}
-  for bad in bad_lines:
-    by_file.setdefault(bad.file, []).append(bad)
-  report = [f'{data_dir}: {total} raw line(s) cannot be ingested'
-            + (f' (first {len(bad_lines)} shown)' if total > len(bad_lines)
-               else '') + ':']
-  for file_name in sorted(by_file):
-    path = os.path.join(data_dir, file_name)
-    numbers = _line_numbers(path, by_file[file_name], data_layout.parse_rating)
-    for bad in sorted(by_file[file_name],
-                      key=lambda b: numbers.get(b, math.inf)):
-      where = f'{path}:{numbers[bad]}' if bad in numbers else path
-      shown = bad.line if len(bad.line) <= 120 else bad.line[:117] + '...'
-      report.append(f'  {where}: {bad.problem}\n      line: {shown!r}')
-  return '\n'.join(report)

@@ -15,7 +15,7 @@ from movielens import layout as raw
 
 pytestmark = pytest.mark.integration
 
-# Three users, four movies. Timestamps are chosen so the per-user split is
+# Three users, five movies. Timestamps are chosen so the per-user split is
 # easy to compute by hand (eval_fraction 0.2 -> floor(n * 0.2) newest):
 #   user 1: 5 ratings -> 1 eval (movie 4 at t=500, the newest)
 #   user 2: 5 ratings, two tied at t=900 -> 1 eval; tie broken by movie id,
@@ -26,12 +26,12 @@ U_DATA = """\
 1\t2\t3\t200
 1\t3\t4\t300
 1\t4\t1\t500
-1\t1\t2\t400
+1\t5\t2\t400
 2\t1\t4\t600
 2\t2\t5\t900
 2\t3\t2\t900
 2\t4\t3\t700
-2\t1\t1\t800
+2\t5\t1\t800
 3\t1\t5\t50
 3\t2\t4\t60
 3\t3\t3\t70
@@ -56,7 +56,8 @@ U_ITEM = (
     f'1|Toy Story (1995)|01-Jan-1995|||{_flags("Animation", "Comedy")}\n'
     f'2|Mis\xe9rables, Les (1995)|01-Jan-1995|||{_flags("Drama")}\n'
     f'3|unknown||||{_flags("unknown")}\n'
-    f'4|Heavy Metal (1981)|08-Mar-1981|||{_flags("Action", "Horror")}\n')
+    f'4|Heavy Metal (1981)|08-Mar-1981|||{_flags("Action", "Horror")}\n'
+    f'5|Heat (1995)|01-Jan-1995|||{_flags("Action", "Crime")}\n')
 
 
 def write_raw(folder, u_data=U_DATA, u_item=U_ITEM, u_user=U_USER):
@@ -191,7 +192,7 @@ def test_executor_writes_the_whole_catalogue(tmp_path):
   _, movies = run_executor(tmp_path, write_raw(tmp_path / 'raw'))
   catalog = {value(e, 'movie_id')[0]: e for e in read_examples(movies,
                                                                 'catalog')}
-  assert sorted(catalog) == ['1', '2', '3', '4']
+  assert sorted(catalog) == ['1', '2', '3', '4', '5']
   # u.item is latin-1; titles come out as proper Unicode.
   assert value(catalog['2'], 'title') == ['Misérables, Les (1995)']
   assert value(catalog['1'], 'genres') == ['Animation', 'Comedy']
@@ -276,9 +277,11 @@ def test_u_item_in_utf8_is_a_wrong_encoding(tmp_path):
   with open(os.path.join(data_dir, 'u.item'), 'w', encoding='utf-8') as f:
     f.write(U_ITEM)
   message = _expect_bad_input(tmp_path, data_dir, 'u.item:2', 'UTF-8',
-                              'latin-1')
-  # Movie 2 did not parse, so its ratings are reported as unknown too.
-  assert "movie '2' is not in u.item" in message
+                              'latin-1', '4 raw line(s)')
+  # Movie 2 did not parse, so its three ratings are refused too: counted
+  # and traced to that line, not listed one by one.
+  assert "root cause of 3 refused rating(s) of movie '2'" in message
+  assert 'u.data:' not in message
 
 
 def test_gzip_outputs_are_tfx_examples(tmp_path):
@@ -289,6 +292,116 @@ def test_gzip_outputs_are_tfx_examples(tmp_path):
     assert f.read(1)  # real gzip
 
 
+def test_duplicate_movie_id_names_both_lines(tmp_path):
+  twice = U_ITEM + f'2|Other Title (1990)|01-Jan-1990|||{_flags("Drama")}\n'
+  data_dir = write_raw(tmp_path / 'raw', u_item=twice)
+  message = _expect_bad_input(
+      tmp_path, data_dir, '1 raw line(s)',
+      "u.item:6: field 'movie_id': movie '2' is already defined at "
+      'u.item:2; expected each movie once')
+  assert "line: '2|Other Title (1990)" in message
+
+
+def test_duplicate_user_id_names_both_lines(tmp_path):
+  twice = U_USER + '1|30|F|writer|12345\n'
+  data_dir = write_raw(tmp_path / 'raw', u_user=twice)
+  _expect_bad_input(tmp_path, data_dir, '1 raw line(s)',
+                    "u.user:4: field 'user_id': user '1' is already defined "
+                    'at u.user:1; expected each user once')
+
+
+def test_a_movie_rated_again_keeps_the_newest_rating(tmp_path, capsys):
+  # User 1 rates movie 1 again at t=600, after everything else: that
+  # rating replaces the one at t=100 and becomes user 1's eval rating.
+  data_dir = write_raw(tmp_path / 'raw', u_data=U_DATA + '1\t1\t3\t600\n')
+  ratings, _ = run_executor(tmp_path, data_dir)
+  train, eval_ = read_examples(ratings, 'train'), read_examples(ratings, 'eval')
+  assert len(train) + len(eval_) == 14
+  rows = sorted((value(e, 'user_id')[0], value(e, 'movie_id')[0],
+                 value(e, 'rating')[0], value(e, 'timestamp')[0])
+                for e in train + eval_ if value(e, 'user_id') == ['1'])
+  assert rows[0] == ('1', '1', 3.0, 600)
+  assert ('1', '1', 600) in [(value(e, 'user_id')[0], value(e, 'movie_id')[0],
+                              value(e, 'timestamp')[0]) for e in eval_]
+  assert ('MovieLensExampleGen: 1 rating(s) of a movie the same user rated '
+          "again dropped; each pair's newest rating kept") in (
+              capsys.readouterr().out)
+
+
+def test_a_bad_users_line_is_the_root_cause_of_its_ratings(tmp_path):
+  bad = U_USER.replace('2|53|F|other|94043', '2|fifty|F|other|94043')
+  data_dir = write_raw(tmp_path / 'raw', u_user=bad)
+  message = _expect_bad_input(tmp_path, data_dir, '6 raw line(s)',
+                              "u.user:2: field 'age'")
+  assert "root cause of 5 refused rating(s) of user '2'" in message
+  assert 'u.data:' not in message
+
+
+def test_bad_lines_are_the_first_in_file_order_and_all_counted(tmp_path):
+  # 25 bad ratings after the good ones, plus one bad u.item line: the
+  # u.item line comes first, then the first 19 bad ratings by line number.
+  extra = ''.join(f'1\t1\tbad{i}\t1000\n' for i in range(25))
+  bad_item = U_ITEM.replace('08-Mar-1981', '31-Feb-1981')
+  data_dir = write_raw(tmp_path / 'raw', u_data=U_DATA + extra,
+                       u_item=bad_item)
+  message = _expect_bad_input(tmp_path, data_dir, '29 raw line(s)',
+                              'the first 20 in file order shown')
+  shown = [line.split(': ', 1)[0].rsplit('/', 1)[-1]
+           for line in message.splitlines()[1:] if not line.startswith('      ')]
+  assert shown == ['u.item:4'] + [f'u.data:{15 + i}' for i in range(19)]
+  assert "root cause of 3 refused rating(s) of movie '4'" in message
+
+
+@pytest.mark.parametrize('value_, field', [
+    ('99999999999999999999', 'timestamp'),
+    ('-5', 'timestamp'),
+    ('4102444800', 'timestamp'),  # 2100-01-01: in the future.
+])
+def test_timestamps_out_of_range_are_bad_lines(tmp_path, value_, field):
+  bad = U_DATA.replace('3\t2\t4\t60\n', f'3\t2\t4\t{value_}\n')
+  data_dir = write_raw(tmp_path / 'raw', u_data=bad)
+  _expect_bad_input(tmp_path, data_dir, 'u.data:12', f"field '{field}'",
+                    'seconds since the epoch, from 0 to')
+
+
+def test_a_release_year_after_next_year_is_a_bad_line(tmp_path):
+  bad = U_ITEM.replace('08-Mar-1981', '08-Mar-2999')
+  data_dir = write_raw(tmp_path / 'raw', u_item=bad)
+  _expect_bad_input(tmp_path, data_dir, "u.item:4: field 'release_date'",
+                    'a release year up to')
+
+
+def test_a_folder_name_with_glob_characters_is_read_as_it_is(tmp_path):
+  data_dir = write_raw(tmp_path / 'ml-100k [copy]')
+  ratings, _ = run_executor(tmp_path, data_dir)
+  assert len(read_examples(ratings, 'train')) == 12
+  fingerprint = driver.input_fingerprint(data_dir)
+  assert 'num_files:1' in fingerprint and 'num_files:0' not in fingerprint
+
+
+def test_a_raw_file_that_is_a_folder_is_named(tmp_path):
+  data_dir = write_raw(tmp_path / 'raw')
+  os.remove(os.path.join(data_dir, 'u.user'))
+  os.makedirs(os.path.join(data_dir, 'u.user'))
+  _expect_bad_input(tmp_path, data_dir,
+                    'u.user: is a folder; expected the u.user file of ml-100k')
+
+
+def test_an_unreadable_raw_file_is_named(tmp_path, monkeypatch):
+  data_dir = write_raw(tmp_path / 'raw')
+  opened = executor.fileio.open
+
+  def refuse(path, mode='r'):
+    if path.endswith('u.item'):
+      raise PermissionError(13, 'Permission denied', path)
+    return opened(path, mode)
+
+  # Tests run as root here, where chmod does not stop a read.
+  monkeypatch.setattr(executor.fileio, 'open', refuse)
+  _expect_bad_input(tmp_path, data_dir, 'u.item: cannot be read (Permission '
+                    'denied); check its permissions')
+
+
 # --- Other layouts: ml-1m and the CSV layout of ml-20m/ml-25m -----------------
 
 # The same ratings as U_DATA (so the same split), in each layout.
@@ -296,7 +409,8 @@ ML1M_RATINGS = U_DATA.replace('\t', '::')
 ML1M_MOVIES = ('1::Toy Story (1995)::Animation|Comedy\n'
                '2::Mis\xe9rables, Les (1995)::Drama\n'
                "3::Untitled::Children's\n"
-               '4::Heavy Metal (1981)::Action|Horror\n')
+               '4::Heavy Metal (1981)::Action|Horror\n'
+               '5::Heat (1995)::Action|Crime\n')
 # Age group codes and occupation codes (17: technician/engineer, 0: other).
 ML1M_USERS = ('1::M::25::17::85711\n'
               '2::F::50::0::94043-1234\n'
@@ -309,7 +423,8 @@ ML25M_MOVIES = ('movieId,title,genres\n'
                 '1,Toy Story (1995),Animation|Children|Comedy\n'
                 '2,"Misérables, Les (1995)",Drama\n'
                 '3,Untitled,(no genres listed)\n'
-                '4,Heavy Metal (1981),Action|Horror|IMAX\n')
+                '4,Heavy Metal (1981),Action|Horror|IMAX\n'
+                '5,Heat (1995),Action|Crime\n')
 DEMOGRAPHICS = {'age', 'gender', 'occupation', 'zip_code'}
 
 
@@ -388,7 +503,7 @@ def test_ml25m_catalogue_quoted_titles_and_missing_features(ml25m_run):
   _, movies = ml25m_run
   catalog = {value(e, 'movie_id')[0]: e for e in read_examples(movies,
                                                                 'catalog')}
-  assert sorted(catalog) == ['1', '2', '3', '4']
+  assert sorted(catalog) == ['1', '2', '3', '4', '5']
   assert value(catalog['2'], 'title') == ['Misérables, Les (1995)']
   # '(no genres listed)' and a title without '(YYYY)': absent, not faked.
   assert set(catalog['3'].features.feature) == {'movie_id', 'title'}
