@@ -33,7 +33,6 @@ replaces that pipeline's entry and keeps the other's) and the table to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shlex
@@ -43,9 +42,9 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from benchmarks import pipeline_scale, report
+from benchmarks import common, report
+from benchmarks.common import REPO_ROOT
 
-REPO_ROOT = pipeline_scale.REPO_ROOT
 DEFAULT_DATA_DIR = os.path.join('data', 'ml-100k')
 DEFAULT_WORK_DIR = os.path.join('benchmarks', 'work', 'speed')
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results', 'pipeline_speed.json')
@@ -60,27 +59,6 @@ PIPELINES = (TUTORIAL, OURS)
 TITLES = {TUTORIAL: 'Tutorial', OURS: 'Ours'}
 
 
-def component_times(lines: Sequence[str]) -> List[Dict[str, Any]]:
-  """[{'component', 'wall_seconds', 'cpu_seconds'}], in run order, from
-  progress lines such as `[  12.3s] Transform  done in 8.1s (cpu 12.0s)`.
-
-  A list, not a mapping, so that the run order survives the JSON file.
-  Components reused from cache are left out (they did no work); a line
-  without the CPU field gives `cpu_seconds` None.
-  """
-  times = []
-  for line in lines:
-    match = pipeline_scale._PROGRESS_LINE.match(line.strip())  # pylint: disable=protected-access
-    if match and match.group('how') == 'done':
-      cpu = match.group('cpu')
-      times.append({
-          'component': match.group('component'),
-          'wall_seconds': float(match.group('seconds')),
-          'cpu_seconds': None if cpu is None else float(cpu),
-      })
-  return times
-
-
 def tutorial_command(data_dir: str, work_dir: str) -> List[str]:
   """The tutorial pipeline's command line."""
   return [sys.executable, '-m', 'benchmarks.tutorial.pipeline',
@@ -91,9 +69,8 @@ def ours_command(data_dir: str, output_dir: str,
                  runner_args: Sequence[str] = (),
                  cache: bool = False) -> List[str]:
   """runner_local.py's command line, as a user types it."""
-  return [sys.executable, os.path.join(REPO_ROOT, 'runner_local.py'),
-          '--data-dir', data_dir, '--output-dir', output_dir,
-          *([] if cache else ['--no-cache']), *runner_args]
+  return common.runner_command(
+      data_dir, output_dir, [*([] if cache else ['--no-cache']), *runner_args])
 
 
 def pushed_versions(output_dir: str) -> Dict[str, List[str]]:
@@ -122,14 +99,14 @@ def _shown(command: Sequence[str]) -> str:
 
 
 def run_measured(command: Sequence[str], label: str, output_path: str,
-                 log: pipeline_scale.Progress) -> Dict[str, Any]:
+                 log: common.Progress) -> Dict[str, Any]:
   """Runs `command` from the repository root; returns its exit code, wall
   and CPU seconds, and its components' times.
 
   The whole output (stdout and stderr) goes to `output_path`; progress
   lines also to `log`.
   """
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1', PYTHONUNBUFFERED='1')
+  env = common.child_env(PYTHONUNBUFFERED='1')
   log(f'{label}: {_shown(command)}')
   lines: List[str] = []
   os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
@@ -143,7 +120,7 @@ def run_measured(command: Sequence[str], label: str, output_path: str,
     for line in process.stdout:
       output.write(line)
       lines.append(line.rstrip('\n'))
-      if pipeline_scale.is_progress_line(line):
+      if common.is_progress_line(line):
         log(f'{label}: {line.strip()}')
     returncode = process.wait()
   wall = time.monotonic() - started
@@ -156,14 +133,14 @@ def run_measured(command: Sequence[str], label: str, output_path: str,
       'exit_code': returncode,
       'wall_seconds': round(wall, 1),
       'cpu_seconds': round(cpu, 1),
-      'components': component_times(lines),
+      'components': common.component_times(lines),
       'cached_components': count_cached(lines),
       'command': _shown(command),
   }
 
 
 def measure(pipeline: str, args: argparse.Namespace,
-            log: pipeline_scale.Progress) -> Dict[str, Any]:
+            log: common.Progress) -> Dict[str, Any]:
   """One fresh run of `pipeline` ('tutorial' or 'ours') on args.data_dir."""
   data_dir = os.path.abspath(args.data_dir)
   work_dir = os.path.join(os.path.abspath(args.work_dir), pipeline)
@@ -177,9 +154,9 @@ def measure(pipeline: str, args: argparse.Namespace,
       os.path.join(os.path.abspath(args.work_dir), f'{pipeline}.out'), log)
   result.update({
       'data': os.path.basename(data_dir.rstrip(os.sep)),
-      'ratings': pipeline_scale.count_ratings(data_dir),
+      'ratings': common.count_ratings(data_dir),
       'runner_args': list(args.runner_args) if pipeline == OURS else [],
-      'code': report.git_commit(REPO_ROOT),
+      'code': common.git_revision()['commit'],
       'finished': report.now_utc(),
   })
   log(f'{pipeline}: exit {result["exit_code"]}, wall '
@@ -188,7 +165,7 @@ def measure(pipeline: str, args: argparse.Namespace,
 
 
 def measure_rerun(args: argparse.Namespace,
-                  log: pipeline_scale.Progress) -> Dict[str, Any]:
+                  log: common.Progress) -> Dict[str, Any]:
   """Ours again on the first run's output folder, cache on."""
   data_dir = os.path.abspath(args.data_dir)
   output_dir = os.path.join(os.path.abspath(args.work_dir), OURS)
@@ -200,7 +177,7 @@ def measure_rerun(args: argparse.Namespace,
   result.update({
       'data': os.path.basename(data_dir.rstrip(os.sep)),
       'runner_args': list(args.runner_args),
-      'code': report.git_commit(REPO_ROOT),
+      'code': common.git_revision()['commit'],
       'finished': report.now_utc(),
       'new_versions_pushed': {
           name: sorted(set(after[name]) - set(before[name]))
@@ -345,20 +322,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not os.path.isdir(args.data_dir):
     raise SystemExit(f'{args.data_dir}: no such folder; run `make data` or '
                      'pass --data-dir')
-  log = pipeline_scale.Progress(os.path.join(args.work_dir, 'progress.log'))
+  log = common.Progress(os.path.join(args.work_dir, 'progress.log'))
   pipelines = PIPELINES if args.only == 'both' else (args.only,)
   runs = {name: measure(name, args, log) for name in pipelines}
   if OURS in runs and not runs[OURS]['exit_code'] and not args.no_rerun:
     runs[RERUN] = measure_rerun(args, log)
-  previous = None
-  if os.path.exists(args.output):
-    with open(args.output, encoding='utf-8') as f:
-      previous = json.load(f)
-  results = merge_results(previous, runs)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output + '.tmp', 'w', encoding='utf-8') as f:
-    json.dump(results, f, indent=2, sort_keys=True)
-  os.replace(args.output + '.tmp', args.output)
+  results = merge_results(common.read_json(args.output), runs)
+  common.write_json(args.output, results, sort_keys=True)
   log(f'results written to {args.output}; ours / tutorial wall time: '
       f'{results["ratio"] if results["ratio"] is not None else "n/a"}')
   if not args.no_readme:

@@ -65,16 +65,6 @@ def test_bad_flags_are_refused(capsys):
 # ----------------------------------------------------------------- the math
 
 
-def test_percentile_is_nearest_rank():
-  values = [1., 2., 3., 4., 5., 6., 7., 8., 9., 10.]
-
-  # p50: rank ceil(0.5 * 10) = 5 -> 5; p99: rank ceil(9.9) = 10 -> 10;
-  # p10: rank 1 -> 1.
-  assert bench.percentile(values, 50) == 5.
-  assert bench.percentile(values, 99) == 10.
-  assert bench.percentile(values, 10) == 1.
-
-
 def test_latency_summary_in_milliseconds():
   # 100 calls of 1..100 ms: p50 50 ms, p99 99 ms, mean 50.5 ms.
   summary = bench.latency_summary([i / 1000 for i in range(100, 0, -1)])

@@ -1,4 +1,4 @@
-"""The pipeline-speed benchmark: progress parsing, ratio, table, the
+"""The pipeline-speed benchmark: ratio, table, code measured, the
 tutorial's CSV (the tutorial pipeline end to end: test_tutorial_pipeline.py)."""
 
 import csv
@@ -7,29 +7,12 @@ import os
 
 import pytest
 
-from benchmarks import pipeline_scale
+from benchmarks import common
 from benchmarks import pipeline_speed as speed
 from benchmarks.tutorial import data as tutorial_data
 from movielens import layout, synthetic
 
 pytestmark = pytest.mark.unit
-
-
-def test_component_times_from_progress_lines_with_cpu():
-  lines = [
-      'Pipeline tfrs-tutorial: 100,000 ratings written to /w/data in 0.4s',
-      '[    7.8s] CsvExampleGen          started',
-      '[   10.5s] CsvExampleGen          done in 2.7s (cpu 2.0s)',
-      '[   10.6s] StatisticsGen          reused from cache in 0.1s (cpu 0.0s)',
-      '[   25.0s] Transform              done in 10.5s (cpu 19.9s)',
-      '[   30.0s] Pusher                 done in 0.1s',  # Before the CPU field.
-      '1/1 - 8s - loss: 1818.8 - done in 3s (cpu 1s)',  # Not a progress line.
-  ]
-  assert speed.component_times(lines) == [
-      {'component': 'CsvExampleGen', 'wall_seconds': 2.7, 'cpu_seconds': 2.0},
-      {'component': 'Transform', 'wall_seconds': 10.5, 'cpu_seconds': 19.9},
-      {'component': 'Pusher', 'wall_seconds': 0.1, 'cpu_seconds': None},
-  ]
 
 
 def _run(wall, cpu, components, data='ml-100k', exit_code=0):
@@ -159,7 +142,7 @@ def test_the_csv_has_a_row_per_rating_with_its_movie_title(tmp_path):
     reader = csv.DictReader(f)
     rows = [(row['user_id'], row['movie_title']) for row in reader]
   assert reader.fieldnames == ['user_id', 'movie_title']
-  assert len(rows) == pipeline_scale.count_ratings(str(raw)) == 150
+  assert len(rows) == common.count_ratings(str(raw)) == 150
   assert rows == [(r.user_id, titles[r.movie_id]) for r in records.ratings]
 
 
