@@ -20,7 +20,11 @@ Each runs in its own subprocess from a fresh folder, so both pay their
 imports. Measured for each: wall time of the subprocess, its CPU seconds
 (itself and its descendants, from `getrusage`), and each component's wall
 and CPU seconds from its progress lines (`pipeline/progress.py`). The ratio
-is ours / tutorial, wall time end to end.
+is ours / tutorial, wall time end to end. Each run records the commit
+measured (`code`) and whether tracked files differed from it (`dirty`;
+changes to benchmarks/results and benchmarks/README.md, which the
+benchmarks write, aside): the table shows both, since a time is that
+commit's only when the tree was clean.
 
 Results go to `benchmarks/results/pipeline_speed.json` (a run with `--only`
 replaces that pipeline's entry and keeps the other's) and the table to
@@ -139,6 +143,24 @@ def run_measured(command: Sequence[str], label: str, output_path: str,
   }
 
 
+def code_measured() -> Dict[str, Any]:
+  """{'code': the commit measured, 'dirty': whether tracked files outside
+  the benchmark results differed from it}: a time is the time of that
+  commit only when `dirty` is False."""
+  revision = common.git_revision()
+  return {'code': revision['commit'], 'dirty': revision['dirty']}
+
+
+def code_text(run: Mapping[str, Any]) -> str:
+  """'e9da52b', 'e9da52b + uncommitted changes', or '?' when unknown."""
+  if not run.get('code'):
+    return '?'
+  short = run['code'][:7]
+  if run.get('dirty'):
+    return f'{short} + uncommitted changes'
+  return short if run.get('dirty') is False else f'{short} (dirty: ?)'
+
+
 def measure(pipeline: str, args: argparse.Namespace,
             log: common.Progress) -> Dict[str, Any]:
   """One fresh run of `pipeline` ('tutorial' or 'ours') on args.data_dir."""
@@ -156,7 +178,7 @@ def measure(pipeline: str, args: argparse.Namespace,
       'data': os.path.basename(data_dir.rstrip(os.sep)),
       'ratings': common.count_ratings(data_dir),
       'runner_args': list(args.runner_args) if pipeline == OURS else [],
-      'code': common.git_revision()['commit'],
+      **code_measured(),
       'finished': report.now_utc(),
   })
   log(f'{pipeline}: exit {result["exit_code"]}, wall '
@@ -177,7 +199,7 @@ def measure_rerun(args: argparse.Namespace,
   result.update({
       'data': os.path.basename(data_dir.rstrip(os.sep)),
       'runner_args': list(args.runner_args),
-      'code': common.git_revision()['commit'],
+      **code_measured(),
       'finished': report.now_utc(),
       'new_versions_pushed': {
           name: sorted(set(after[name]) - set(before[name]))
@@ -239,21 +261,22 @@ def render_markdown(results: Mapping[str, Any]) -> str:
       f'Measured {results.get("updated", "?")} on {machine.get("cpu_cores")} '
       f'cores ({machine.get("cpu_model")}), {machine.get("memory_gib")} GiB.',
       '',
-      '| Pipeline | Command | Data | Components | Wall (s) | CPU (s) '
+      '| Pipeline | Code | Command | Data | Components | Wall (s) | CPU (s) '
       '| In components: wall / CPU (s) |',
-      '|---|---|---|---:|---:|---:|---:|',
+      '|---|---|---|---|---:|---:|---:|---:|',
   ]
   for name in PIPELINES:
     run = runs.get(name)
     if run is None:
-      lines.append(f'| {TITLES[name]} | not measured | | | | | |')
+      lines.append(f'| {TITLES[name]} | not measured | | | | | | |')
       continue
     status = '' if run['exit_code'] == 0 else ' (FAILED)'
     components = run['components']
     in_wall = sum(c['wall_seconds'] for c in components)
     in_cpu = sum(c['cpu_seconds'] or 0.0 for c in components)
     lines.append(
-        f'| {TITLES[name]}{status} | `{run["command"]}` | {run["data"]} '
+        f'| {TITLES[name]}{status} | {code_text(run)} | `{run["command"]}` '
+        f'| {run["data"]} '
         f'({run["ratings"]:,} ratings) | {len(run["components"])} | '
         f'{run["wall_seconds"]:.1f} | {_seconds(run.get("cpu_seconds"))} | '
         f'{in_wall:.1f} / {in_cpu:.1f} |')

@@ -19,6 +19,7 @@ def _run(wall, cpu, components, data='ml-100k', exit_code=0):
   return {
       'exit_code': exit_code, 'wall_seconds': wall, 'cpu_seconds': cpu,
       'command': 'python cmd', 'data': data, 'ratings': 100_000,
+      'code': 'e9da52b2f6c3a1d0e9da52b2f6c3a1d0e9da52b2', 'dirty': False,
       'components': [{'component': name, 'wall_seconds': w, 'cpu_seconds': c}
                      for name, w, c in components],
   }
@@ -53,10 +54,10 @@ def test_rendered_table_on_hand_written_results():
       speed.merge_results(None, {'tutorial': TUTORIAL, 'ours': OURS}))
   # Tutorial in components: 10 + 8 + 20 + 40 = 78 s wall,
   # 11 + 9.5 + 30 + 50 = 100.5 s CPU. CPU ratio 480 / 120 = 4.00.
-  assert ('| Tutorial | `python cmd` | ml-100k (100,000 ratings) | 4 | 100.0 '
-          '| 120.0 | 78.0 / 100.5 |') in table
-  assert ('| Ours | `python cmd` | ml-100k (100,000 ratings) | 4 | 380.0 '
-          '| 480.0 | 302.0 / 389.0 |') in table
+  assert ('| Tutorial | e9da52b | `python cmd` | ml-100k (100,000 ratings) '
+          '| 4 | 100.0 | 120.0 | 78.0 / 100.5 |') in table
+  assert ('| Ours | e9da52b | `python cmd` | ml-100k (100,000 ratings) | 4 '
+          '| 380.0 | 480.0 | 302.0 / 389.0 |') in table
   assert 'wall time end to end: **3.80×** (CPU: 4.00×).' in table
   # A row per component id, the tutorial's order first; shared ids align.
   rows = [line for line in table.splitlines()
@@ -128,6 +129,24 @@ def test_rerun_ratio_and_its_line_in_the_table():
           'cache, 0 model versions pushed.') in table
   # The rerun is no row of the pipelines' table.
   assert table.count('| `python cmd` |') == 2
+
+
+def test_the_table_says_when_the_measured_tree_had_uncommitted_changes():
+  dirty = dict(OURS, dirty=True)
+  older = {key: value for key, value in TUTORIAL.items() if key != 'dirty'}
+  table = speed.render_markdown(
+      speed.merge_results(None, {'tutorial': older, 'ours': dirty}))
+  assert '| Ours | e9da52b + uncommitted changes | `python cmd` |' in table
+  # A result written before `dirty` was recorded says it is unknown.
+  assert '| Tutorial | e9da52b (dirty: ?) | `python cmd` |' in table
+  assert speed.code_text({'code': None}) == '?'
+
+
+def test_each_run_records_its_commit_and_whether_the_tree_was_clean(
+    monkeypatch):
+  monkeypatch.setattr(common, 'git_revision',
+                      lambda: {'commit': 'abc123', 'dirty': True})
+  assert speed.code_measured() == {'code': 'abc123', 'dirty': True}
 
 
 def test_the_csv_has_a_row_per_rating_with_its_movie_title(tmp_path):
