@@ -46,7 +46,7 @@ def test_size_label(size, label):
   assert bench.size_label(size) == label
 
 
-def test_default_sizes_and_dimension_are_the_issue_s():
+def test_default_sizes_are_ml100k_ml25m_and_a_million_at_the_model_dimension():
   args = bench.parse_args([])
 
   assert args.sizes == [1682, 60_000, 1_000_000]
