@@ -178,13 +178,13 @@ def run_protocol(protocol: str, dataset: protocols.Dataset, data_dir: str,
 EASE_L2 = 750.0
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-  machine = report['machine']
-  lines = [f'Run of {report["date"]} on {machine["cpu_model"]} '
+def render_markdown(results: Mapping[str, Any]) -> str:
+  machine = results['machine']
+  lines = [f'Run of {results["date"]} on {machine["cpu_model"]} '
            f'({machine["cpu_cores"]} cores), tensorflow '
-           f'{report["packages"].get("tensorflow")}. Full results: '
-           f'`{report["output"]}`.', '']
-  tfrs = report['protocols'].get(TFRS)
+           f'{results["packages"].get("tensorflow")}. Full results: '
+           f'`{results["output"]}`.', '']
+  tfrs = results['protocols'].get(TFRS)
   if tfrs:
     lines += ['**tfrs** (rating prediction, random 80/20): RMSE of the '
               'ranking servable on the test ratings.', '',
@@ -201,7 +201,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
       lines.append(f'| *{anchor["system"]}* | {anchor["value"]} | '
                    f'[published]({anchor["source"]}) |')
     lines += ['| *Target* | ≤ 0.92 | |', '']
-  msrec = report['protocols'].get(MSREC)
+  msrec = results['protocols'].get(MSREC)
   if msrec:
     lines += ['**msrec** (top 10, per-user 75/25, seen removed): the '
               'two-stage recommender against retrieval alone.', '',

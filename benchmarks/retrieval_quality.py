@@ -386,18 +386,18 @@ def _cell(value: Optional[float], approximate: bool = False) -> str:
   return f'≈ {value:.2f}' if approximate else f'{value:.4f}'
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(results: Mapping[str, Any]) -> str:
   """The README's results section: one table per protocol."""
-  machine = report['machine']
-  packages = report['packages']
+  machine = results['machine']
+  packages = results['packages']
   lines = [
-      f'Run of {report["date"]} on {machine["cpu_model"]} '
+      f'Run of {results["date"]} on {machine["cpu_model"]} '
       f'({machine["cpu_cores"]} cores, {machine["memory_gib"]} GiB), '
       f'tensorflow {packages["tensorflow"]}, tfx {packages["tfx"]}, '
-      f'seed {report["config"]["seed"]}. '
-      f'Full results: `{report["config"]["output"]}`.',
+      f'seed {results["config"]["seed"]}. '
+      f'Full results: `{results["config"]["output"]}`.',
   ]
-  for protocol, section in report['protocols'].items():
+  for protocol, section in results['protocols'].items():
     metrics = PROTOCOL_METRICS[protocol]
     k = section['k']
     header = (['System'] + [METRIC_LABELS[m] for m in metrics] +

@@ -447,23 +447,23 @@ def _cores(summary: Mapping[str, Any], key: str) -> str:
   return '–' if value is None else f'{value:.2f}'
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(results: Mapping[str, Any]) -> str:
   """The README's results: one table, anchor and gRPC rows per level."""
-  config, machine = report['config'], report['machine']
+  config, machine = results['config'], results['machine']
   server = {'subprocess': 'local server (`serving.server`) in a subprocess',
             'inprocess': 'local server in the benchmark\'s process',
             'address': f'server at {config["address"]}'}[config['server']]
-  cpu_keys = sorted({k for s in report['grpc'] for k in s['cpu_cores']})
+  cpu_keys = sorted({k for s in results['grpc'] for k in s['cpu_cores']})
   lines = [
-      f'Run of {report["date"]} on {machine["cpu_model"]} '
+      f'Run of {results["date"]} on {machine["cpu_model"]} '
       f'({machine["cpu_cores"]} cores), tensorflow '
-      f'{report["packages"]["tensorflow"]}, grpcio '
-      f'{report["packages"]["grpcio"]}; model `{config["model"]}` version '
+      f'{results["packages"]["tensorflow"]}, grpcio '
+      f'{results["packages"]["grpcio"]}; model `{config["model"]}` version '
       f'{config["version"]}, {config["batch_size"]} user(s) per request, '
       f'{config["requests"]} measured requests per row, {server} with '
       f'{config["server_threads"]} threads; load average (1, 5, 15 min) '
-      f'{report["load_average_before"]} before, '
-      f'{report.get("load_average_after")} after. Full results: '
+      f'{results["load_average_before"]} before, '
+      f'{results.get("load_average_after")} after. Full results: '
       f'`{config["output"]}`.',
       '',
       '| Path | Concurrency | Requests | Errors | p50 ms | p90 ms | p99 ms '
@@ -471,10 +471,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
           ['this process'] if not cpu_keys else cpu_keys) + ' |',
       '|---|---|---|---|---|---|---|---|---|',
   ]
-  labelled = (('in-process call (anchor)', report['in_process']),
-              ('gRPC Predict', report['grpc']),
+  labelled = (('in-process call (anchor)', results['in_process']),
+              ('gRPC Predict', results['grpc']),
               ('gRPC floor: echo server, no model',
-               report.get('grpc_floor', [])))
+               results.get('grpc_floor', [])))
   rows = sorted(((s['concurrency'], order, label, s)
                  for order, (label, runs) in enumerate(labelled)
                  for s in runs), key=lambda row: row[:2])
@@ -485,10 +485,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f'| {_ms(s["p50_ms"])} | {_ms(s["p90_ms"])} | {_ms(s["p99_ms"])} '
         f'| {s["throughput_rps"]:.0f} | '
         + ' / '.join(_cores(s, k) for k in keys) + ' |')
-  first = report['grpc'][0]
+  first = results['grpc'][0]
   lines += ['', f'Targets at concurrency 1: p50 ≤ {TARGET_P50_MS:g} ms, p99 '
             f'≤ {TARGET_P99_MS:g} ms: '
-            f'{"met" if report["meets_targets"] else "NOT met"} '
+            f'{"met" if results["meets_targets"] else "NOT met"} '
             f'(p50 {_ms(first["p50_ms"])} ms, p99 {_ms(first["p99_ms"])} '
             'ms).']
   return '\n'.join(lines)
