@@ -42,8 +42,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import (Any, Callable, Dict, List, Mapping, Optional,  # noqa: E402
@@ -51,9 +49,10 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional,  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from benchmarks import report  # noqa: E402
+from benchmarks.common import REPO_ROOT, percentile  # noqa: E402
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results', 'index_scaling.json')
 README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),)
 RESULTS_BEGIN = '<!-- results:index_scaling -->'
@@ -105,15 +104,6 @@ def size_label(size: int) -> str:
       return (f'{value:.0f}{suffix}' if value == int(value) or value >= 10
               else f'{value:.1f}{suffix}')
   return str(size)
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-  """Nearest-rank percentile of ascending `sorted_values` (0 < q <= 100)."""
-  if not sorted_values:
-    raise ValueError('percentile of no values')
-  if not 0 < q <= 100:
-    raise ValueError(f'q must be in (0, 100], got {q}')
-  return sorted_values[math.ceil(q / 100 * len(sorted_values)) - 1]
 
 
 def latency_summary(seconds: Sequence[float]) -> Dict[str, float]:
@@ -475,16 +465,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   runs = []
   for size in args.sizes:
     runs.append(measure_size(size, args, real))
-    previous = None
-    if os.path.exists(args.output):
-      with open(args.output, encoding='utf-8') as f:
-        previous = json.load(f)
-    results = merge_results(previous, runs[-1:])
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output + '.tmp', 'w', encoding='utf-8') as f:
-      json.dump(results, f, indent=2, sort_keys=True)
-      f.write('\n')
-    os.replace(args.output + '.tmp', args.output)
+    results = merge_results(common.read_json(args.output), runs[-1:])
+    common.write_json(args.output, results, sort_keys=True)
   print(f'Results: {args.output}', flush=True)
   if not args.no_readme:
     table = render_markdown(results)

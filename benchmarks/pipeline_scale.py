@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -46,9 +44,9 @@ import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from benchmarks import report
+from benchmarks import common, report
+from benchmarks.common import REPO_ROOT
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results', 'pipeline_scale.json')
 DEFAULT_WORK_DIR = os.path.join('benchmarks', 'work', 'scale')
 README_PATHS = (os.path.join(REPO_ROOT, 'benchmarks', 'README.md'),)
@@ -57,28 +55,12 @@ RESULTS_END = '<!-- /results:pipeline_scale -->'
 ML100K = 'ml-100k'
 DEFAULT_ML100K_DIR = os.path.join('data', 'ml-100k')
 SYNTHETIC_SEED = 0
-# Targets of issue 7, for the synthetic 25M run on 2 cores / 24 GB.
+# Targets for the synthetic 25M run on 2 cores / 24 GB.
 TARGET_SECONDS_25M = 2 * 3600
 TARGET_PEAK_RSS_BYTES = 16 * 2**30
 TARGET_SCALING = 1.3  # s per million ratings at 25M vs at 1M
 
-# `[  12.3s] Transform              done in 8.1s (cpu 12.0s)`
-# (pipeline/progress.py; lines written before the CPU field have none).
-_PROGRESS_LINE = re.compile(
-    r'^\[\s*[\d.]+s\] (?P<component>\S+)\s+(?P<how>done|reused from cache) '
-    r'in (?P<seconds>[\d.]+)s(?: \(cpu (?P<cpu>[\d.]+)s\))?')
-# The trainers' progress (modules/training_log.py), also copied to the log.
-_TRAINING_LINE = re.compile(
-    r'^((retrieval|ranking) epoch \d+:|read [\d,]+ training examples )')
 _SUFFIXES = {'K': 10**3, 'M': 10**6, 'G': 10**9}
-
-
-def is_progress_line(line: str) -> bool:
-  """Whether a line of the runner's output goes to the progress log:
-  components' start and end, the trainers' reading and epochs."""
-  line = line.strip()
-  return bool(_PROGRESS_LINE.match(line) or 'started' in line or
-              _TRAINING_LINE.match(line))
 
 
 def parse_size(text: str) -> int:
@@ -108,14 +90,10 @@ def size_label(ratings: int) -> str:
 
 
 def component_seconds(lines: Sequence[str]) -> Dict[str, float]:
-  """Component id -> seconds, from the runner's progress lines (components
-  reused from cache are left out: they did no work)."""
-  seconds = {}
-  for line in lines:
-    match = _PROGRESS_LINE.match(line.strip())
-    if match and match.group('how') == 'done':
-      seconds[match.group('component')] = float(match.group('seconds'))
-  return seconds
+  """Component id -> wall seconds, from the runner's progress lines
+  (components reused from cache are left out: they did no work)."""
+  return {t['component']: t['wall_seconds']
+          for t in common.component_times(lines)}
 
 
 @dataclasses.dataclass
@@ -180,21 +158,8 @@ class TreeSampler:
       self._stop.wait(self._interval)
 
 
-class Progress:
-  """Lines to the console and to a log file, with a timestamp."""
-
-  def __init__(self, path: str):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    self._file = open(path, 'a', encoding='utf-8')  # pylint: disable=consider-using-with
-
-  def __call__(self, text: str) -> None:
-    line = f'{time.strftime("%Y-%m-%d %H:%M:%S")} {text}'
-    print(line, flush=True)
-    self._file.write(line + '\n')
-    self._file.flush()
-
-
-def generate(ratings: int, dest: str, log: Progress) -> Optional[float]:
+def generate(ratings: int, dest: str,
+             log: common.Progress) -> Optional[float]:
   """Writes synthetic data of `ratings` ratings to `dest` unless already
   there; returns the seconds it took, None when reused."""
   if os.path.exists(os.path.join(dest, 'ratings.csv')):
@@ -213,28 +178,16 @@ def generate(ratings: int, dest: str, log: Progress) -> Optional[float]:
   return time.monotonic() - started
 
 
-def count_ratings(data_dir: str) -> int:
-  """Ratings in a raw folder (lines of its ratings file, less the header)."""
-  from movielens import layout  # pylint: disable=g-import-not-at-top
-  data_layout = layout.detect_layout(data_dir)
-  with open(os.path.join(data_dir, data_layout.ratings_file), 'rb') as f:
-    lines = sum(1 for line in f if line.strip())
-  return lines - data_layout.header_lines
-
-
 def run_pipeline(data_dir: str, output_dir: str, beam_workers: int,
-                 epochs: int, sample_seconds: float, log: Progress,
+                 epochs: int, sample_seconds: float, log: common.Progress,
                  label: str, runner_args: Sequence[str] = ()
                 ) -> Dict[str, Any]:
   """Runs runner_local.py once, from scratch; returns its measurements."""
   shutil.rmtree(output_dir, ignore_errors=True)
-  command = [
-      sys.executable, os.path.join(REPO_ROOT, 'runner_local.py'),
-      '--data-dir', data_dir, '--output-dir', output_dir,
+  command = common.runner_command(data_dir, output_dir, [
       '--beam-workers', str(beam_workers), '--epochs', str(epochs),
-      '--ranking-epochs', str(epochs), '--no-cache', *runner_args
-  ]
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1', PYTHONUNBUFFERED='1')
+      '--ranking-epochs', str(epochs), '--no-cache', *runner_args])
+  env = common.child_env(PYTHONUNBUFFERED='1')
   log(f'{label}: {" ".join(command)}')
   lines: List[str] = []
   started = time.monotonic()
@@ -244,7 +197,7 @@ def run_pipeline(data_dir: str, output_dir: str, beam_workers: int,
     with TreeSampler(process.pid, interval=sample_seconds) as sampler:
       for line in process.stdout:
         lines.append(line.rstrip('\n'))
-        if is_progress_line(line):
+        if common.is_progress_line(line):
           log(f'{label}: {line.strip()}')
       returncode = process.wait()
   wall = time.monotonic() - started
@@ -264,7 +217,7 @@ def run_pipeline(data_dir: str, output_dir: str, beam_workers: int,
 
 
 def measure_size(size: str, args: argparse.Namespace,
-                 log: Progress) -> Dict[str, Any]:
+                 log: common.Progress) -> Dict[str, Any]:
   """Data (generated if needed) plus one pipeline run for `size`."""
   work_dir = os.path.abspath(args.work_dir)
   if size == ML100K:
@@ -281,7 +234,7 @@ def measure_size(size: str, args: argparse.Namespace,
     data_dir = os.path.join(work_dir, 'data', label)
     generation = generate(ratings, data_dir, log)
     source = f'synthetic, ml-25m layout, seed {SYNTHETIC_SEED}'
-  ratings = count_ratings(data_dir)
+  ratings = common.count_ratings(data_dir)
   result = run_pipeline(data_dir, os.path.join(work_dir, 'runs', label),
                         args.beam_workers, args.epochs, args.sample_seconds,
                         log, label, args.runner_arg)
@@ -296,7 +249,7 @@ def measure_size(size: str, args: argparse.Namespace,
       'beam_workers': args.beam_workers,
       'epochs': args.epochs,
       'runner_args': list(args.runner_arg),
-      'code': report.git_commit(REPO_ROOT),
+      'code': common.git_revision()['commit'],
       'finished': report.now_utc(),
   })
   log(f'{label}: exit {result["exit_code"]}, {result["wall_seconds"]:.0f}s '
@@ -414,18 +367,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parse_args(argv)
-  log = Progress(os.path.join(args.work_dir, 'progress.log'))
+  log = common.Progress(os.path.join(args.work_dir, 'progress.log'))
   for size in args.sizes:
     result = measure_size(size, args, log)
-    previous = None
-    if os.path.exists(args.output):
-      with open(args.output, encoding='utf-8') as f:
-        previous = json.load(f)
-    results = merge_results(previous, result)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output + '.tmp', 'w', encoding='utf-8') as f:
-      json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(args.output + '.tmp', args.output)
+    results = merge_results(common.read_json(args.output), result)
+    common.write_json(args.output, results, sort_keys=True)
     log(f'{result["size"]}: results written to {args.output}')
     if not args.no_readme:
       table = render_markdown(results)

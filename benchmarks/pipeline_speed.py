@@ -20,7 +20,11 @@ Each runs in its own subprocess from a fresh folder, so both pay their
 imports. Measured for each: wall time of the subprocess, its CPU seconds
 (itself and its descendants, from `getrusage`), and each component's wall
 and CPU seconds from its progress lines (`pipeline/progress.py`). The ratio
-is ours / tutorial, wall time end to end.
+is ours / tutorial, wall time end to end. Each run records the commit
+measured (`code`) and whether tracked files differed from it (`dirty`;
+changes to benchmarks/results and benchmarks/README.md, which the
+benchmarks write, aside): the table shows both, since a time is that
+commit's only when the tree was clean.
 
 Results go to `benchmarks/results/pipeline_speed.json` (a run with `--only`
 replaces that pipeline's entry and keeps the other's) and the table to
@@ -33,7 +37,6 @@ replaces that pipeline's entry and keeps the other's) and the table to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shlex
@@ -43,9 +46,9 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from benchmarks import pipeline_scale, report
+from benchmarks import common, report
+from benchmarks.common import REPO_ROOT
 
-REPO_ROOT = pipeline_scale.REPO_ROOT
 DEFAULT_DATA_DIR = os.path.join('data', 'ml-100k')
 DEFAULT_WORK_DIR = os.path.join('benchmarks', 'work', 'speed')
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results', 'pipeline_speed.json')
@@ -60,27 +63,6 @@ PIPELINES = (TUTORIAL, OURS)
 TITLES = {TUTORIAL: 'Tutorial', OURS: 'Ours'}
 
 
-def component_times(lines: Sequence[str]) -> List[Dict[str, Any]]:
-  """[{'component', 'wall_seconds', 'cpu_seconds'}], in run order, from
-  progress lines such as `[  12.3s] Transform  done in 8.1s (cpu 12.0s)`.
-
-  A list, not a mapping, so that the run order survives the JSON file.
-  Components reused from cache are left out (they did no work); a line
-  without the CPU field gives `cpu_seconds` None.
-  """
-  times = []
-  for line in lines:
-    match = pipeline_scale._PROGRESS_LINE.match(line.strip())  # pylint: disable=protected-access
-    if match and match.group('how') == 'done':
-      cpu = match.group('cpu')
-      times.append({
-          'component': match.group('component'),
-          'wall_seconds': float(match.group('seconds')),
-          'cpu_seconds': None if cpu is None else float(cpu),
-      })
-  return times
-
-
 def tutorial_command(data_dir: str, work_dir: str) -> List[str]:
   """The tutorial pipeline's command line."""
   return [sys.executable, '-m', 'benchmarks.tutorial.pipeline',
@@ -91,9 +73,8 @@ def ours_command(data_dir: str, output_dir: str,
                  runner_args: Sequence[str] = (),
                  cache: bool = False) -> List[str]:
   """runner_local.py's command line, as a user types it."""
-  return [sys.executable, os.path.join(REPO_ROOT, 'runner_local.py'),
-          '--data-dir', data_dir, '--output-dir', output_dir,
-          *([] if cache else ['--no-cache']), *runner_args]
+  return common.runner_command(
+      data_dir, output_dir, [*([] if cache else ['--no-cache']), *runner_args])
 
 
 def pushed_versions(output_dir: str) -> Dict[str, List[str]]:
@@ -122,14 +103,14 @@ def _shown(command: Sequence[str]) -> str:
 
 
 def run_measured(command: Sequence[str], label: str, output_path: str,
-                 log: pipeline_scale.Progress) -> Dict[str, Any]:
+                 log: common.Progress) -> Dict[str, Any]:
   """Runs `command` from the repository root; returns its exit code, wall
   and CPU seconds, and its components' times.
 
   The whole output (stdout and stderr) goes to `output_path`; progress
   lines also to `log`.
   """
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1', PYTHONUNBUFFERED='1')
+  env = common.child_env(PYTHONUNBUFFERED='1')
   log(f'{label}: {_shown(command)}')
   lines: List[str] = []
   os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
@@ -143,7 +124,7 @@ def run_measured(command: Sequence[str], label: str, output_path: str,
     for line in process.stdout:
       output.write(line)
       lines.append(line.rstrip('\n'))
-      if pipeline_scale.is_progress_line(line):
+      if common.is_progress_line(line):
         log(f'{label}: {line.strip()}')
     returncode = process.wait()
   wall = time.monotonic() - started
@@ -156,14 +137,32 @@ def run_measured(command: Sequence[str], label: str, output_path: str,
       'exit_code': returncode,
       'wall_seconds': round(wall, 1),
       'cpu_seconds': round(cpu, 1),
-      'components': component_times(lines),
+      'components': common.component_times(lines),
       'cached_components': count_cached(lines),
       'command': _shown(command),
   }
 
 
+def code_measured() -> Dict[str, Any]:
+  """{'code': the commit measured, 'dirty': whether tracked files outside
+  the benchmark results differed from it}: a time is the time of that
+  commit only when `dirty` is False."""
+  revision = common.git_revision()
+  return {'code': revision['commit'], 'dirty': revision['dirty']}
+
+
+def code_text(run: Mapping[str, Any]) -> str:
+  """'e9da52b', 'e9da52b + uncommitted changes', or '?' when unknown."""
+  if not run.get('code'):
+    return '?'
+  short = run['code'][:7]
+  if run.get('dirty'):
+    return f'{short} + uncommitted changes'
+  return short if run.get('dirty') is False else f'{short} (dirty: ?)'
+
+
 def measure(pipeline: str, args: argparse.Namespace,
-            log: pipeline_scale.Progress) -> Dict[str, Any]:
+            log: common.Progress) -> Dict[str, Any]:
   """One fresh run of `pipeline` ('tutorial' or 'ours') on args.data_dir."""
   data_dir = os.path.abspath(args.data_dir)
   work_dir = os.path.join(os.path.abspath(args.work_dir), pipeline)
@@ -177,9 +176,9 @@ def measure(pipeline: str, args: argparse.Namespace,
       os.path.join(os.path.abspath(args.work_dir), f'{pipeline}.out'), log)
   result.update({
       'data': os.path.basename(data_dir.rstrip(os.sep)),
-      'ratings': pipeline_scale.count_ratings(data_dir),
+      'ratings': common.count_ratings(data_dir),
       'runner_args': list(args.runner_args) if pipeline == OURS else [],
-      'code': report.git_commit(REPO_ROOT),
+      **code_measured(),
       'finished': report.now_utc(),
   })
   log(f'{pipeline}: exit {result["exit_code"]}, wall '
@@ -188,7 +187,7 @@ def measure(pipeline: str, args: argparse.Namespace,
 
 
 def measure_rerun(args: argparse.Namespace,
-                  log: pipeline_scale.Progress) -> Dict[str, Any]:
+                  log: common.Progress) -> Dict[str, Any]:
   """Ours again on the first run's output folder, cache on."""
   data_dir = os.path.abspath(args.data_dir)
   output_dir = os.path.join(os.path.abspath(args.work_dir), OURS)
@@ -200,7 +199,7 @@ def measure_rerun(args: argparse.Namespace,
   result.update({
       'data': os.path.basename(data_dir.rstrip(os.sep)),
       'runner_args': list(args.runner_args),
-      'code': report.git_commit(REPO_ROOT),
+      **code_measured(),
       'finished': report.now_utc(),
       'new_versions_pushed': {
           name: sorted(set(after[name]) - set(before[name]))
@@ -262,21 +261,22 @@ def render_markdown(results: Mapping[str, Any]) -> str:
       f'Measured {results.get("updated", "?")} on {machine.get("cpu_cores")} '
       f'cores ({machine.get("cpu_model")}), {machine.get("memory_gib")} GiB.',
       '',
-      '| Pipeline | Command | Data | Components | Wall (s) | CPU (s) '
+      '| Pipeline | Code | Command | Data | Components | Wall (s) | CPU (s) '
       '| In components: wall / CPU (s) |',
-      '|---|---|---|---:|---:|---:|---:|',
+      '|---|---|---|---|---:|---:|---:|---:|',
   ]
   for name in PIPELINES:
     run = runs.get(name)
     if run is None:
-      lines.append(f'| {TITLES[name]} | not measured | | | | | |')
+      lines.append(f'| {TITLES[name]} | not measured | | | | | | |')
       continue
     status = '' if run['exit_code'] == 0 else ' (FAILED)'
     components = run['components']
     in_wall = sum(c['wall_seconds'] for c in components)
     in_cpu = sum(c['cpu_seconds'] or 0.0 for c in components)
     lines.append(
-        f'| {TITLES[name]}{status} | `{run["command"]}` | {run["data"]} '
+        f'| {TITLES[name]}{status} | {code_text(run)} | `{run["command"]}` '
+        f'| {run["data"]} '
         f'({run["ratings"]:,} ratings) | {len(run["components"])} | '
         f'{run["wall_seconds"]:.1f} | {_seconds(run.get("cpu_seconds"))} | '
         f'{in_wall:.1f} / {in_cpu:.1f} |')
@@ -345,20 +345,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not os.path.isdir(args.data_dir):
     raise SystemExit(f'{args.data_dir}: no such folder; run `make data` or '
                      'pass --data-dir')
-  log = pipeline_scale.Progress(os.path.join(args.work_dir, 'progress.log'))
+  log = common.Progress(os.path.join(args.work_dir, 'progress.log'))
   pipelines = PIPELINES if args.only == 'both' else (args.only,)
   runs = {name: measure(name, args, log) for name in pipelines}
   if OURS in runs and not runs[OURS]['exit_code'] and not args.no_rerun:
     runs[RERUN] = measure_rerun(args, log)
-  previous = None
-  if os.path.exists(args.output):
-    with open(args.output, encoding='utf-8') as f:
-      previous = json.load(f)
-  results = merge_results(previous, runs)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output + '.tmp', 'w', encoding='utf-8') as f:
-    json.dump(results, f, indent=2, sort_keys=True)
-  os.replace(args.output + '.tmp', args.output)
+  results = merge_results(common.read_json(args.output), runs)
+  common.write_json(args.output, results, sort_keys=True)
   log(f'results written to {args.output}; ours / tutorial wall time: '
       f'{results["ratio"] if results["ratio"] is not None else "n/a"}')
   if not args.no_readme:

@@ -16,7 +16,12 @@ round(0.75 * count) go to train, as `python_stratified_split` does. Movies the
 user rated in train are removed from the ranking, the top 10 is compared with
 the user's test movies (binary relevance: any rating counts), and nDCG@10,
 Precision@10 and Recall@10 are averaged over the users in test, with the
-formulas of `recommenders.evaluation.python_evaluation`.
+formulas of `recommenders.evaluation.python_evaluation`. nDCG and recall are
+computed by the retrieval evaluator's functions
+(`components/retrieval_evaluator/metrics.py`, which bless the pipeline's
+model), whose definitions are Recommenders' for binary relevance; so the
+figures published here and the ones a model is blessed by are computed the
+same way.
 
 Note: the benchmark notebook calls `python_stratified_split(...,
 filter_by="item")`, i.e. stratifies per *movie*. Our protocol stratifies per
@@ -24,15 +29,15 @@ filter_by="item")`, i.e. stratifies per *movie*. Our protocol stratifies per
 test user has training history. `stratified_split(..., by='item')` gives the
 notebook's literal split for comparison.
 
-Everything here is pure Python and numpy: no TensorFlow. Ratings are the
-`movielens.layout.Rating` records, ids are strings as in the raw files.
+Everything here is plain Python and numpy; no TensorFlow op runs (importing
+the evaluator's metrics imports its package, and with it TFX). Ratings are
+the `movielens.layout.Rating` records, ids are strings as in the raw files.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 import os
 import shutil
 from typing import (Callable, Dict, Iterable, List, Mapping, Sequence, Set,
@@ -40,6 +45,7 @@ from typing import (Callable, Dict, Iterable, List, Mapping, Sequence, Set,
 
 import numpy as np
 
+from components.retrieval_evaluator import metrics as retrieval_metrics
 from movielens import layout
 from movielens.layout import Rating
 
@@ -308,6 +314,12 @@ def top_k_accuracy(test: Sequence[Rating],
   Every test rating counts once, so heavy users weigh more, as in the
   tutorial's `FactorizedTopK` evaluated over the test dataset.
 
+  This is the TFRS tutorial's own definition, kept beside the evaluator's
+  metrics because none of them averages over ratings: the evaluator's
+  hit_rate@k and recall@k average over users. They give the same figure
+  when every test user has exactly one test rating
+  (tests/benchmarks/test_protocols.py).
+
   Args:
     test: the test ratings (the queries).
     recommendations: user id -> ranked movie ids (at least the top k).
@@ -324,44 +336,14 @@ def top_k_accuracy(test: Sequence[Rating],
   return hits / len(test)
 
 
-def _discount(rank: int) -> float:
-  # Recommenders uses ln(1 + rank) by default; the base cancels out in
-  # DCG / IDCG, so log2 gives the same nDCG.
-  return 1.0 / math.log2(1 + rank)
-
-
-def ndcg_at_k(recommended: Sequence[str], relevant: Set[str], k: int) -> float:
-  """nDCG@k of one user with binary relevance, as Recommenders computes it.
-
-  DCG sums 1/log(1 + rank) over the ranks (from 1) of the top-k movies that
-  are relevant; the ideal DCG puts min(k, |relevant|) relevant movies first.
-
-  Args:
-    recommended: ranked movie ids; only the first k are read.
-    relevant: the user's test movies (non-empty).
-    k: cut-off.
-  """
-  if not relevant:
-    raise ValueError('nDCG needs at least one relevant movie')
-  dcg = sum(_discount(rank)
-            for rank, movie in enumerate(recommended[:k], start=1)
-            if movie in relevant)
-  ideal = sum(_discount(rank) for rank in range(1, min(k, len(relevant)) + 1))
-  return dcg / ideal
-
-
 def precision_at_k(recommended: Sequence[str], relevant: Set[str],
                    k: int) -> float:
-  """Hits in the top k over k (not over the list length, as Recommenders)."""
+  """Hits in the top k over k (not over the list length, as Recommenders).
+
+  The evaluator has no precision (no blessing depends on it), so this is
+  its only definition.
+  """
   return sum(m in relevant for m in recommended[:k]) / k
-
-
-def recall_at_k(recommended: Sequence[str], relevant: Set[str],
-                k: int) -> float:
-  """Hits in the top k over the user's number of relevant movies."""
-  if not relevant:
-    raise ValueError('recall needs at least one relevant movie')
-  return sum(m in relevant for m in recommended[:k]) / len(relevant)
 
 
 def ranking_metrics(test: Sequence[Rating],
@@ -371,7 +353,10 @@ def ranking_metrics(test: Sequence[Rating],
 
   Every user with a test rating counts once, with 0 when the top k has no hit
   (Recommenders divides by the number of users common to test and
-  predictions; here every test user must have predictions).
+  predictions; here every test user must have predictions). nDCG and recall
+  are the evaluator's (`retrieval_metrics`): Recommenders discounts by
+  ln(1 + rank) where the evaluator uses log2, but the base cancels in
+  DCG / IDCG, so the figure is the same.
 
   Args:
     test: the test ratings; any rating makes its movie relevant.
@@ -387,9 +372,9 @@ def ranking_metrics(test: Sequence[Rating],
   totals = {'ndcg': 0.0, 'precision': 0.0, 'recall': 0.0}
   for user_id, movies in relevant.items():
     top = _top(recommendations, user_id, k)
-    totals['ndcg'] += ndcg_at_k(top, movies, k)
+    totals['ndcg'] += retrieval_metrics.ndcg_at_k(top, movies, k)
     totals['precision'] += precision_at_k(top, movies, k)
-    totals['recall'] += recall_at_k(top, movies, k)
+    totals['recall'] += retrieval_metrics.recall_at_k(top, movies, k)
   return {f'{name}@{k}': total / len(relevant)
           for name, total in totals.items()}
 

@@ -32,13 +32,14 @@ import datetime
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from benchmarks import baselines
+from benchmarks import common
 from benchmarks import protocols
+from benchmarks import report
 from benchmarks import retrieval_quality as rq
 from benchmarks.protocols import MSREC, NDCG, PRECISION, RECALL, TFRS
 
@@ -46,6 +47,7 @@ DEFAULT_OUTPUT = os.path.join('benchmarks', 'results',
                               'ranking_quality.json')
 RESULTS_BEGIN = '<!-- results:ranking_quality -->'
 RESULTS_END = '<!-- /results:ranking_quality -->'
+SECTION_TITLE = '## Ranking and two-stage quality (`ranking_quality.py`)'
 ARCHITECTURES = ('mlp', 'dcn')  # The first is the pipeline's default.
 RMSE = 'rmse'
 TARGETS = {TFRS: {RMSE: 0.92}, MSREC: {NDCG: 0.48}}
@@ -63,11 +65,10 @@ ANCHORS = {
 def latest_version(output_dir: str, model: str) -> str:
   """<output_dir>/serving/<model>/<largest integer version>/."""
   root = os.path.join(output_dir, 'serving', model)
-  versions = ([d for d in os.listdir(root) if d.isdigit()]
-              if os.path.isdir(root) else [])
-  if not versions:
+  latest = common.latest_version(root)
+  if latest is None:
     raise RuntimeError(f'no pushed {model} model under {root}')
-  return os.path.join(root, max(versions, key=int))
+  return latest
 
 
 def rmse(pairs: Sequence[protocols.Rating],
@@ -98,15 +99,11 @@ def served_ratings(model_dir: str, pairs: Sequence[protocols.Rating],
 def run_in_place(output_dir: str, train_dir: str, protocol: str,
                  extra: Sequence[str]) -> None:
   """Reruns the pipeline in an existing output folder (cache kept)."""
-  command = [sys.executable, rq.RUNNER, '--data-dir', train_dir,
-             '--output-dir', output_dir] + list(extra)
+  command = common.runner_command(train_dir, output_dir, extra)
   if not protocols.EXCLUDE_SEEN[protocol]:
     command.append(rq.NO_EXCLUDE_SEEN_FLAG)
   print(f'[{protocol}] running: {" ".join(command)}', flush=True)
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
-  if subprocess.run(command, cwd=rq.REPO_ROOT, env=env,
-                    check=False).returncode != 0:
-    raise RuntimeError('runner_local.py failed')
+  common.run_runner(command)
 
 
 def score(protocol: str, split: protocols.Split, output_dir: str
@@ -181,13 +178,13 @@ def run_protocol(protocol: str, dataset: protocols.Dataset, data_dir: str,
 EASE_L2 = 750.0
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-  machine = report['machine']
-  lines = [f'Run of {report["date"]} on {machine["cpu_model"]} '
+def render_markdown(results: Mapping[str, Any]) -> str:
+  machine = results['machine']
+  lines = [f'Run of {results["date"]} on {machine["cpu_model"]} '
            f'({machine["cpu_cores"]} cores), tensorflow '
-           f'{report["packages"].get("tensorflow")}. Full results: '
-           f'`{report["output"]}`.', '']
-  tfrs = report['protocols'].get(TFRS)
+           f'{results["packages"].get("tensorflow")}. Full results: '
+           f'`{results["output"]}`.', '']
+  tfrs = results['protocols'].get(TFRS)
   if tfrs:
     lines += ['**tfrs** (rating prediction, random 80/20): RMSE of the '
               'ranking servable on the test ratings.', '',
@@ -204,7 +201,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
       lines.append(f'| *{anchor["system"]}* | {anchor["value"]} | '
                    f'[published]({anchor["source"]}) |')
     lines += ['| *Target* | ≤ 0.92 | |', '']
-  msrec = report['protocols'].get(MSREC)
+  msrec = results['protocols'].get(MSREC)
   if msrec:
     lines += ['**msrec** (top 10, per-user 75/25, seen removed): the '
               'two-stage recommender against retrieval alone.', '',
@@ -229,15 +226,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 
 def update_readme(path: str, table: str) -> None:
-  with open(path, encoding='utf-8') as f:
-    text = f.read()
-  begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
-  if begin < 0 or end < begin:
-    text = text.rstrip('\n') + '\n\n' + RESULTS_BEGIN + '\n' + RESULTS_END + '\n'
-    begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
-  text = text[:begin + len(RESULTS_BEGIN)] + '\n' + table + '\n' + text[end:]
-  with open(path, 'w', encoding='utf-8') as f:
-    f.write(text)
+  """Replaces this benchmark's section of `path` (appended when missing)."""
+  report.replace_section(path, RESULTS_BEGIN, RESULTS_END, table,
+                         heading=SECTION_TITLE)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -251,22 +242,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--readme', default=rq.DEFAULT_README)
   args = parser.parse_args(argv)
   dataset = protocols.load_dataset(args.data_dir)
-  report = {'benchmark': 'ranking_quality',
-            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec='seconds'),
-            'machine': rq.machine_info(), 'packages': rq.package_versions(),
-            'git': rq.git_revision(), 'output': args.output,
-            'protocols': {}}
+  results = {'benchmark': 'ranking_quality',
+             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+                 timespec='seconds'),
+             'machine': report.machine_info(),
+             'packages': report.package_versions(rq.PACKAGES),
+             'git': common.git_revision(), 'output': args.output,
+             'protocols': {}}
   for protocol in [p for p in args.protocols.split(',') if p]:
-    report['protocols'][protocol] = run_protocol(
+    results['protocols'][protocol] = run_protocol(
         protocol, dataset, os.path.abspath(args.data_dir),
         os.path.abspath(args.work_dir), args.seed, args.epochs)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=2, ensure_ascii=False)
-    f.write('\n')
+  common.write_json(args.output, results)
   if args.readme:
-    update_readme(args.readme, render_markdown(report))
+    update_readme(args.readme, render_markdown(results))
   print(f'Results: {args.output}', flush=True)
   return 0
 

@@ -1,6 +1,9 @@
 """What every benchmark result carries: the machine, the package versions,
 the date; and the README tables between result markers.
 
+Which code was measured (commit, uncommitted changes) is
+`benchmarks.common.git_revision`.
+
 Shared by the scripts in `benchmarks/`, so a figure from one script can be
 compared with a figure from another: same machine description, same
 version list, same table placement.
@@ -12,7 +15,6 @@ import datetime
 import importlib.metadata
 import os
 import platform
-import subprocess
 from typing import Any, Dict, Iterable, Optional
 
 DEFAULT_PACKAGES = ('tensorflow', 'tfx', 'tensorflow-transform',
@@ -57,35 +59,36 @@ def package_versions(
   return versions
 
 
-def git_commit(repo_dir: Optional[str] = None) -> Optional[str]:
-  """The checked-out commit of the code measured (None outside git)."""
-  repo_dir = repo_dir or os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__)))
-  try:
-    return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo_dir,
-                          check=True, capture_output=True,
-                          text=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return None
-
-
 def now_utc() -> str:
   """The current time, UTC, to the second, ISO 8601."""
   return datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec='seconds')
 
 
-def replace_section(path: str, begin: str, end: str, text: str) -> None:
+def replace_section(path: str, begin: str, end: str, text: str,
+                    heading: Optional[str] = None) -> None:
   """Replaces what lies between the markers `begin` and `end` in `path`.
 
+  Args:
+    path: a Markdown file.
+    begin: the opening marker, e.g. '<!-- results:NAME -->'.
+    end: the closing marker.
+    text: the new content between them.
+    heading: when given and the markers are missing, a section with this
+      heading and the markers is appended to the file instead.
+
   Raises:
-    ValueError: the markers are missing or out of order (nothing written).
+    ValueError: the markers are missing or out of order and no `heading`
+      was given (nothing written).
   """
   with open(path, encoding='utf-8') as f:
     content = f.read()
   start, stop = content.find(begin), content.find(end)
   if start < 0 or stop < start:
-    raise ValueError(f'{path}: markers {begin} ... {end} not found')
+    if heading is None:
+      raise ValueError(f'{path}: markers {begin} ... {end} not found')
+    content = f'{content.rstrip()}\n\n{heading}\n\n{begin}\n{end}\n'
+    start, stop = content.find(begin), content.find(end)
   content = content[:start + len(begin)] + '\n' + text + '\n' + content[stop:]
   with open(path, 'w', encoding='utf-8') as f:
     f.write(content)

@@ -27,22 +27,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from benchmarks import baselines
+from benchmarks import common
 from benchmarks import protocols
 from benchmarks import report
+from benchmarks.common import REPO_ROOT
 from benchmarks.protocols import (MSREC, NDCG, PRECISION, RECALL, TFRS,
                                   TFRS_METRIC)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNNER = os.path.join(REPO_ROOT, 'runner_local.py')
 # Runner flag that exports a model which keeps seen movies in its top K.
 NO_EXCLUDE_SEEN_FLAG = '--no-exclude-seen'
 # The Pusher's destination under --output-dir: <this>/<integer version>/.
@@ -137,27 +135,8 @@ def _format_metrics(metrics: Mapping[str, float]) -> str:
 # --- Environment -------------------------------------------------------------
 
 
-machine_info = report.machine_info
-
-
-def package_versions() -> Dict[str, Optional[str]]:
-  """Installed versions of the packages the figures depend on."""
-  return report.package_versions(('tensorflow', 'tfx',
-                                  'tensorflow-recommenders', 'numpy',
-                                  'scipy'))
-
-
-def git_revision() -> Dict[str, Any]:
-  """The checked-out commit and whether the tree has local changes."""
-  def run(*args: str) -> Optional[str]:
-    try:
-      return subprocess.run(['git', *args], cwd=REPO_ROOT, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-      return None
-  status = run('status', '--porcelain')
-  return {'commit': run('rev-parse', 'HEAD'),
-          'dirty': bool(status) if status is not None else None}
+# The packages the quality figures depend on (also the sweeps').
+PACKAGES = ('tensorflow', 'tfx', 'tensorflow-recommenders', 'numpy', 'scipy')
 
 
 # --- Baselines ---------------------------------------------------------------
@@ -256,14 +235,13 @@ def score_baselines(protocol: str, split: protocols.Split,
 def latest_pushed_model(output_dir: str) -> str:
   """<output_dir>/serving/retrieval/<largest integer version>/."""
   root = os.path.join(output_dir, SERVING_SUBDIR)
-  versions = ([d for d in os.listdir(root) if d.isdigit()]
-              if os.path.isdir(root) else [])
-  if not versions:
+  latest = common.latest_version(root)
+  if latest is None:
     raise RuntimeError(
         f'no pushed model under {root}: the pipeline finished without '
         'pushing (was the model blessed?); see the run log under '
         f'{os.path.join(output_dir, "logs")}')
-  return os.path.join(root, max(versions, key=int))
+  return latest
 
 
 def run_pipeline(protocol: str, train_dir: str, output_dir: str,
@@ -275,8 +253,7 @@ def run_pipeline(protocol: str, train_dir: str, output_dir: str,
   can never be mistaken for this run's.
   """
   shutil.rmtree(output_dir, ignore_errors=True)
-  command = [sys.executable, RUNNER, '--data-dir', train_dir,
-             '--output-dir', output_dir]
+  command = common.runner_command(train_dir, output_dir)
   if epochs is not None:
     command += ['--epochs', str(epochs)]
   for hparam in hparams:
@@ -286,10 +263,7 @@ def run_pipeline(protocol: str, train_dir: str, output_dir: str,
   if not protocols.EXCLUDE_SEEN[protocol]:
     command.append(NO_EXCLUDE_SEEN_FLAG)
   print(f'[{protocol}] running: {" ".join(command)}', flush=True)
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
-  completed = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
-  if completed.returncode != 0:
-    raise RuntimeError(f'runner_local.py exited with {completed.returncode}')
+  common.run_runner(command)
   return latest_pushed_model(output_dir)
 
 
@@ -412,18 +386,18 @@ def _cell(value: Optional[float], approximate: bool = False) -> str:
   return f'≈ {value:.2f}' if approximate else f'{value:.4f}'
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(results: Mapping[str, Any]) -> str:
   """The README's results section: one table per protocol."""
-  machine = report['machine']
-  packages = report['packages']
+  machine = results['machine']
+  packages = results['packages']
   lines = [
-      f'Run of {report["date"]} on {machine["cpu_model"]} '
+      f'Run of {results["date"]} on {machine["cpu_model"]} '
       f'({machine["cpu_cores"]} cores, {machine["memory_gib"]} GiB), '
       f'tensorflow {packages["tensorflow"]}, tfx {packages["tfx"]}, '
-      f'seed {report["config"]["seed"]}. '
-      f'Full results: `{report["config"]["output"]}`.',
+      f'seed {results["config"]["seed"]}. '
+      f'Full results: `{results["config"]["output"]}`.',
   ]
-  for protocol, section in report['protocols'].items():
+  for protocol, section in results['protocols'].items():
     metrics = PROTOCOL_METRICS[protocol]
     k = section['k']
     header = (['System'] + [METRIC_LABELS[m] for m in metrics] +
@@ -533,12 +507,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f'{len(dataset.user_ids)} users, {len(dataset.movie_ids)} movies '
         f'({time.monotonic() - start:.1f}s)', flush=True)
 
-  report = {
+  results = {
       'benchmark': 'retrieval_quality',
       'date': started.isoformat(timespec='seconds'),
-      'machine': machine_info(),
-      'packages': package_versions(),
-      'git': git_revision(),
+      'machine': report.machine_info(),
+      'packages': report.package_versions(PACKAGES),
+      'git': common.git_revision(),
       'data': {'dir': os.path.abspath(args.data_dir),
                'ratings': len(dataset.ratings),
                'users': len(dataset.user_ids),
@@ -551,21 +525,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       'protocols': {},
   }
   for protocol in args.protocols:
-    report['protocols'][protocol] = run_protocol(
+    results['protocols'][protocol] = run_protocol(
         protocol, dataset, os.path.abspath(args.data_dir),
         os.path.abspath(args.work_dir), args.seed, args.epochs,
         args.skip_pipeline, args.ease_l2, args.hparam, args.eval_fraction)
-  report['seconds'] = round(time.monotonic() - start, 1)
+  results['seconds'] = round(time.monotonic() - start, 1)
 
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=2, ensure_ascii=False)
-    f.write('\n')
+  common.write_json(args.output, results)
   print(f'Results: {args.output}', flush=True)
   if args.readme:
-    update_readme(args.readme, render_markdown(report))
+    update_readme(args.readme, render_markdown(results))
     print(f'Table: {args.readme}', flush=True)
-  failed = [p for p, s in report['protocols'].items()
+  failed = [p for p, s in results['protocols'].items()
             if s['results']['retrieval_model']['status'] == 'failed']
   return 1 if failed else 0
 

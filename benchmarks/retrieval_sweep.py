@@ -28,13 +28,14 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import glob  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any, Dict, List, Mapping, Optional, Sequence  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from benchmarks import protocols  # noqa: E402
+from benchmarks import report  # noqa: E402
 from benchmarks import retrieval_quality  # noqa: E402
 
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results',
@@ -54,17 +55,18 @@ def parse_trial(text: str) -> Dict[str, str]:
 
 def latest_artifact_dir(pipeline_output: str, component: str,
                         output_key: str) -> str:
-  """The newest `<root>/<component>/<output_key>/<execution id>/` folder."""
-  pattern = os.path.join(pipeline_output, 'pipeline', '*', component,
-                         output_key, '*')
-  found = [p for p in glob.glob(pattern)
-           if os.path.basename(p).isdigit()]
-  if not found:
+  """The newest `<root>/<component>/<output_key>/<execution id>/` folder.
+
+  Raises:
+    FileNotFoundError: there is none, with what to run first.
+  """
+  found = common.latest_artifact_dir(pipeline_output, component, output_key)
+  if found is None:
     raise FileNotFoundError(
         f'no {component} {output_key!r} output under {pipeline_output}; run '
         'benchmarks.retrieval_quality for this protocol first (its '
         '--work-dir/<protocol>/pipeline)')
-  return max(found, key=lambda p: int(os.path.basename(p)))
+  return found
 
 
 def _examples(uri: str, splits: Sequence[str]):
@@ -186,21 +188,17 @@ def write_report(benchmark: str, args: argparse.Namespace,
                  trials: List[Dict[str, Any]]) -> None:
   """Writes a sweep's trials to `args.output` with machine, versions and
   commit (shared with benchmarks.ranking_sweep)."""
-  report = {
+  common.write_json(args.output, {
       'benchmark': benchmark,
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec='seconds'),
-      'machine': retrieval_quality.machine_info(),
-      'packages': retrieval_quality.package_versions(),
-      'git': retrieval_quality.git_revision(),
+      'machine': report.machine_info(),
+      'packages': report.package_versions(retrieval_quality.PACKAGES),
+      'git': common.git_revision(),
       'protocol': args.protocol, 'seed': args.seed,
       'pipeline_output': os.path.abspath(args.pipeline_output),
       'trials': trials,
-  }
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=2)
-    f.write('\n')
+  })
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -36,10 +36,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import importlib.metadata  # noqa: E402
 import itertools  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -48,7 +45,10 @@ import time  # noqa: E402
 from typing import (Any, Callable, Dict, List, Mapping, Optional,  # noqa: E402
                     Sequence, Tuple)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import common  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks.common import REPO_ROOT, percentile  # noqa: E402
+
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results',
                               'serving_latency.json')
 DEFAULT_README = os.path.join(REPO_ROOT, 'benchmarks', 'README.md')
@@ -62,20 +62,11 @@ NUM_MOVIES = 1682
 # Targets at concurrency 1 on 2 cores.
 TARGET_P50_MS = 2.0
 TARGET_P99_MS = 10.0
+PACKAGES = ('tensorflow', 'tensorflow-serving-api', 'grpcio', 'protobuf',
+            'numpy')
 
 
 # --- The math (tested in tests/benchmarks/test_serving_latency.py) -----------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-  """Nearest-rank percentile: the smallest value with at least q% of the
-  values at or below it (`sorted_values` ascending, 0 < q <= 100)."""
-  if not sorted_values:
-    raise ValueError('percentile of no values')
-  if not 0 < q <= 100:
-    raise ValueError(f'q must be in (0, 100], got {q}')
-  rank = math.ceil(q / 100 * len(sorted_values))
-  return sorted_values[rank - 1]
 
 
 def summarise(latencies: Sequence[float], wall_seconds: float,
@@ -127,22 +118,6 @@ def query_ids(input_name: str, index: int) -> str:
 # --- Environment -------------------------------------------------------------
 
 
-def machine_info() -> Dict[str, Any]:
-  from benchmarks.retrieval_quality import machine_info as info
-  return info()
-
-
-def package_versions() -> Dict[str, Optional[str]]:
-  versions = {}
-  for name in ('tensorflow', 'tensorflow-serving-api', 'grpcio',
-               'protobuf', 'numpy'):
-    try:
-      versions[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      versions[name] = None
-  return versions
-
-
 def _cpu_seconds(pid: int) -> Optional[float]:
   """User + system CPU seconds of a process so far (Linux), else None."""
   try:
@@ -152,13 +127,6 @@ def _cpu_seconds(pid: int) -> Optional[float]:
     return None
   # Fields after the command: state is [0]; utime, stime are [11], [12].
   return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
-def _load_average() -> Optional[List[float]]:
-  try:
-    return [round(x, 2) for x in os.getloadavg()]
-  except OSError:
-    return None
 
 
 # --- Model and requests ------------------------------------------------------
@@ -363,7 +331,7 @@ def _progress(label: str, summary: Mapping[str, Any]) -> None:
 
 
 def measure(args: argparse.Namespace) -> Dict[str, Any]:
-  """Runs the anchor and the gRPC levels; returns the report."""
+  """Runs the anchor and the gRPC levels; returns the results."""
   import grpc
   import tensorflow as tf
   from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -373,13 +341,13 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
   tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
   tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
   path, version = model_dir(args.serving_dir, args.model, args.version)
-  report: Dict[str, Any] = {
+  results: Dict[str, Any] = {
       'benchmark': 'serving_latency',
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec='seconds'),
-      'machine': machine_info(),
-      'packages': package_versions(),
-      'load_average_before': _load_average(),
+      'machine': report.machine_info(),
+      'packages': report.package_versions(PACKAGES),
+      'load_average_before': common.load_average(),
       'config': {'serving_dir': os.path.abspath(args.serving_dir),
                  'model': args.model, 'version': version, 'model_dir': path,
                  'requests': args.requests, 'concurrency': args.concurrency,
@@ -408,12 +376,12 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
       value.numpy()
 
   me = {'this process': os.getpid()}
-  report['in_process'] = []
+  results['in_process'] = []
   for level in args.concurrency:
     summary = run_level(in_process, args.requests, level,
                         args.warmup_requests, me)
     _progress('in-process (anchor)', summary)
-    report['in_process'].append(summary)
+    results['in_process'].append(summary)
 
   process = None
   address = args.address
@@ -433,8 +401,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
           [f'--inter-op-threads={args.inter_op_threads}',
            f'--intra-op-threads={args.intra_op_threads}'])
       pids = {'server': process.pid, 'client': os.getpid()}
-    report['config']['address'] = address
-    report['grpc'] = _grpc_levels(address, requests, args, pids, 'gRPC')
+    results['config']['address'] = address
+    results['grpc'] = _grpc_levels(address, requests, args, pids, 'gRPC')
     with grpc.insecure_channel(address) as channel:
       response = prediction_service_pb2_grpc.PredictionServiceStub(
           channel).Predict(requests[0], timeout=args.timeout)
@@ -445,26 +413,26 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
       process.terminate()
       process.wait(timeout=60)
 
-  report['grpc_floor'] = []
+  results['grpc_floor'] = []
   if args.floor:
     with tempfile.TemporaryDirectory() as work_dir:
       process, address = _start_echo_server(response.SerializeToString(),
                                             args.server_threads, work_dir)
       try:
-        report['grpc_floor'] = _grpc_levels(
+        results['grpc_floor'] = _grpc_levels(
             address, requests, args,
             {'server': process.pid, 'client': os.getpid()},
             'gRPC floor (echo)')
       finally:
         process.terminate()
         process.wait(timeout=60)
-  report['load_average_after'] = _load_average()
-  first = report['grpc'][0]
-  report['meets_targets'] = (
+  results['load_average_after'] = common.load_average()
+  first = results['grpc'][0]
+  results['meets_targets'] = (
       first['concurrency'] == 1 and first['errors'] == 0 and
       first['p50_ms'] is not None and first['p50_ms'] <= TARGET_P50_MS and
       first['p99_ms'] <= TARGET_P99_MS)
-  return report
+  return results
 
 
 # --- Report ------------------------------------------------------------------
@@ -479,23 +447,23 @@ def _cores(summary: Mapping[str, Any], key: str) -> str:
   return '–' if value is None else f'{value:.2f}'
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(results: Mapping[str, Any]) -> str:
   """The README's results: one table, anchor and gRPC rows per level."""
-  config, machine = report['config'], report['machine']
+  config, machine = results['config'], results['machine']
   server = {'subprocess': 'local server (`serving.server`) in a subprocess',
             'inprocess': 'local server in the benchmark\'s process',
             'address': f'server at {config["address"]}'}[config['server']]
-  cpu_keys = sorted({k for s in report['grpc'] for k in s['cpu_cores']})
+  cpu_keys = sorted({k for s in results['grpc'] for k in s['cpu_cores']})
   lines = [
-      f'Run of {report["date"]} on {machine["cpu_model"]} '
+      f'Run of {results["date"]} on {machine["cpu_model"]} '
       f'({machine["cpu_cores"]} cores), tensorflow '
-      f'{report["packages"]["tensorflow"]}, grpcio '
-      f'{report["packages"]["grpcio"]}; model `{config["model"]}` version '
+      f'{results["packages"]["tensorflow"]}, grpcio '
+      f'{results["packages"]["grpcio"]}; model `{config["model"]}` version '
       f'{config["version"]}, {config["batch_size"]} user(s) per request, '
       f'{config["requests"]} measured requests per row, {server} with '
       f'{config["server_threads"]} threads; load average (1, 5, 15 min) '
-      f'{report["load_average_before"]} before, '
-      f'{report.get("load_average_after")} after. Full results: '
+      f'{results["load_average_before"]} before, '
+      f'{results.get("load_average_after")} after. Full results: '
       f'`{config["output"]}`.',
       '',
       '| Path | Concurrency | Requests | Errors | p50 ms | p90 ms | p99 ms '
@@ -503,10 +471,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
           ['this process'] if not cpu_keys else cpu_keys) + ' |',
       '|---|---|---|---|---|---|---|---|---|',
   ]
-  labelled = (('in-process call (anchor)', report['in_process']),
-              ('gRPC Predict', report['grpc']),
+  labelled = (('in-process call (anchor)', results['in_process']),
+              ('gRPC Predict', results['grpc']),
               ('gRPC floor: echo server, no model',
-               report.get('grpc_floor', [])))
+               results.get('grpc_floor', [])))
   rows = sorted(((s['concurrency'], order, label, s)
                  for order, (label, runs) in enumerate(labelled)
                  for s in runs), key=lambda row: row[:2])
@@ -517,10 +485,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f'| {_ms(s["p50_ms"])} | {_ms(s["p90_ms"])} | {_ms(s["p99_ms"])} '
         f'| {s["throughput_rps"]:.0f} | '
         + ' / '.join(_cores(s, k) for k in keys) + ' |')
-  first = report['grpc'][0]
+  first = results['grpc'][0]
   lines += ['', f'Targets at concurrency 1: p50 ≤ {TARGET_P50_MS:g} ms, p99 '
             f'≤ {TARGET_P99_MS:g} ms: '
-            f'{"met" if report["meets_targets"] else "NOT met"} '
+            f'{"met" if results["meets_targets"] else "NOT met"} '
             f'(p50 {_ms(first["p50_ms"])} ms, p99 {_ms(first["p99_ms"])} '
             'ms).']
   return '\n'.join(lines)
@@ -529,17 +497,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 def update_readme(path: str, table: str) -> None:
   """Replaces the text between this benchmark's markers; appends a section
   with the markers at the end of the file when they are missing."""
-  with open(path, encoding='utf-8') as f:
-    text = f.read()
-  begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
-  if begin < 0 or end < begin:
-    text = (text.rstrip('\n') + f'\n\n{SECTION_TITLE}\n\n{RESULTS_BEGIN}\n'
-            f'{table}\n{RESULTS_END}\n')
-  else:
-    text = (text[:begin + len(RESULTS_BEGIN)] + '\n' + table + '\n' +
-            text[end:])
-  with open(path, 'w', encoding='utf-8') as f:
-    f.write(text)
+  report.replace_section(path, RESULTS_BEGIN, RESULTS_END, table,
+                         heading=SECTION_TITLE)
 
 
 # --- Entry point -------------------------------------------------------------
@@ -615,19 +574,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parse_args(argv)
   try:
-    report = measure(args)
+    results = measure(args)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(report, f, indent=2, ensure_ascii=False)
-    f.write('\n')
+  common.write_json(args.output, results)
   print(f'Results: {args.output}', flush=True)
   if args.readme:
-    update_readme(args.readme, render_markdown(report))
+    update_readme(args.readme, render_markdown(results))
     print(f'Table: {args.readme}', flush=True)
-  errors = sum(s['errors'] for s in report['grpc'] + report['in_process'])
+  errors = sum(s['errors'] for s in results['grpc'] + results['in_process'])
   return 1 if errors else 0
 
 

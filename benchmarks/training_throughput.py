@@ -66,9 +66,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any, Dict, List, Mapping, Optional, Sequence  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from benchmarks import report  # noqa: E402
+from benchmarks.common import REPO_ROOT  # noqa: E402
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join('benchmarks', 'results',
                               'training_throughput.json')
 DEFAULT_PIPELINE_OUTPUT = os.path.join('benchmarks', 'work', 'throughput',
@@ -139,24 +140,16 @@ def summarise_epochs(epoch_seconds: Sequence[float], examples_per_epoch: int,
 # --- Data --------------------------------------------------------------------
 
 
-def latest_artifact_dir(pipeline_output: str, component: str,
-                        output_key: str) -> Optional[str]:
-  """The newest `<root>/pipeline/*/<component>/<output_key>/<id>/`, or None."""
-  pattern = os.path.join(pipeline_output, 'pipeline', '*', component,
-                         output_key, '*')
-  found = [p for p in glob.glob(pattern) if os.path.basename(p).isdigit()]
-  return max(found, key=lambda p: int(os.path.basename(p))) if found else None
-
-
 def transform_output(pipeline_output: str) -> Dict[str, Any]:
   """The transform graph and transformed split files of a run.
 
   Raises:
     FileNotFoundError: the run has no (complete) Transform output.
   """
-  graph = latest_artifact_dir(pipeline_output, 'Transform', 'transform_graph')
-  examples = latest_artifact_dir(pipeline_output, 'Transform',
-                                 'transformed_examples')
+  graph = common.latest_artifact_dir(pipeline_output, 'Transform',
+                                     'transform_graph')
+  examples = common.latest_artifact_dir(pipeline_output, 'Transform',
+                                        'transformed_examples')
   if graph is None or examples is None:
     raise FileNotFoundError(f'no Transform output under {pipeline_output}')
   files = {split: sorted(glob.glob(os.path.join(examples, f'Split-{split}',
@@ -172,15 +165,11 @@ def run_pipeline(data_dir: str, pipeline_output: str) -> None:
   """runner_local.py on `data_dir`: retrieval only, one epoch (Transform's
   output is all this benchmark reads)."""
   shutil.rmtree(pipeline_output, ignore_errors=True)
-  command = [sys.executable, os.path.join(REPO_ROOT, 'runner_local.py'),
-             '--data-dir', data_dir, '--output-dir', pipeline_output,
-             '--epochs', '1', '--no-ranking']
+  command = common.runner_command(data_dir, pipeline_output,
+                                  ['--epochs', '1', '--no-ranking'])
   _log(f'no Transform output under {pipeline_output}; running: '
        + ' '.join(command))
-  env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
-  completed = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
-  if completed.returncode != 0:
-    raise RuntimeError(f'runner_local.py exited with {completed.returncode}')
+  common.run_runner(command)
 
 
 def count_examples(files: Sequence[str]) -> int:
@@ -358,7 +347,7 @@ def measure_model(model: str, data: Mapping[str, Any], epochs: int,
   conversions = _AutoGraphConversions()
   if no_tf_keras_autograph:
     exclude_tf_keras_from_autograph()
-  load_before = _load_average()
+  load_before = common.load_average()
   started = time.perf_counter()
   built, dataset, batch_size, settings = _build(model, data, batch_size,
                                                 hparams)
@@ -393,7 +382,7 @@ def measure_model(model: str, data: Mapping[str, Any], epochs: int,
       'tf_keras_autograph': not no_tf_keras_autograph,
       'threads': thread_settings(),
       'load_average_before': load_before,
-      'load_average_after': _load_average(),
+      'load_average_after': common.load_average(),
   }
   if epochs >= 2:
     result.update(summarise_epochs(timer.epoch_s, examples_per_epoch,
@@ -422,13 +411,6 @@ def thread_settings() -> Dict[str, Any]:
   }
 
 
-def _load_average() -> Optional[List[float]]:
-  try:
-    return [round(x, 2) for x in os.getloadavg()]
-  except OSError:
-    return None
-
-
 def _log(message: str) -> None:
   print(f'[throughput] {message}', flush=True)
 
@@ -444,7 +426,7 @@ def _run_child(job: Mapping[str, Any], threads: Mapping[str, int]
                              os.path.join(tmp, 'result.json'))
     with open(job_path, 'w', encoding='utf-8') as f:
       json.dump(dict(job, threads=dict(threads)), f)
-    env = dict(os.environ, TF_USE_LEGACY_KERAS='1')
+    env = common.child_env()
     env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     completed = subprocess.run(
         [sys.executable, '-m', 'benchmarks.training_throughput', '--job',
@@ -533,7 +515,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
       'date': report.now_utc(),
       'machine': report.machine_info(),
       'packages': report.package_versions(PACKAGES),
-      'git_commit': report.git_commit(REPO_ROOT),
+      'git_commit': common.git_revision()['commit'],
       'data': {'pipeline_output': os.path.abspath(args.pipeline_output),
                'transformed_examples': data['transformed_examples'],
                'transform_graph': data['transform_graph'],
@@ -711,10 +693,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.job:
     return _child_main(args.job, args.job_result)
   result = measure(args)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w', encoding='utf-8') as f:
-    json.dump(result, f, indent=2, ensure_ascii=False)
-    f.write('\n')
+  common.write_json(args.output, result)
   _log(f'results: {args.output}')
   for run in result['runs']:
     _log(f'{run["model"]} batch {run["batch_size"]}: '

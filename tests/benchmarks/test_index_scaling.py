@@ -46,7 +46,7 @@ def test_size_label(size, label):
   assert bench.size_label(size) == label
 
 
-def test_default_sizes_and_dimension_are_the_issue_s():
+def test_default_sizes_are_ml100k_ml25m_and_a_million_at_the_model_dimension():
   args = bench.parse_args([])
 
   assert args.sizes == [1682, 60_000, 1_000_000]
@@ -63,16 +63,6 @@ def test_bad_flags_are_refused(capsys):
 
 
 # ----------------------------------------------------------------- the math
-
-
-def test_percentile_is_nearest_rank():
-  values = [1., 2., 3., 4., 5., 6., 7., 8., 9., 10.]
-
-  # p50: rank ceil(0.5 * 10) = 5 -> 5; p99: rank ceil(9.9) = 10 -> 10;
-  # p10: rank 1 -> 1.
-  assert bench.percentile(values, 50) == 5.
-  assert bench.percentile(values, 99) == 10.
-  assert bench.percentile(values, 10) == 1.
 
 
 def test_latency_summary_in_milliseconds():

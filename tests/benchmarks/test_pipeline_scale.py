@@ -6,7 +6,6 @@ import sys
 import pytest
 
 from benchmarks import pipeline_scale as ps
-from benchmarks import report
 
 pytestmark = pytest.mark.integration
 
@@ -100,16 +99,6 @@ def test_tree_sampler_sees_a_child_process_memory():
   assert 0 < sampler.peak.pss_sum <= sampler.peak.rss_sum
 
 
-def test_replace_section(tmp_path):
-  readme = tmp_path / 'README.md'
-  readme.write_text('a\n<!-- b -->\nold\n<!-- /b -->\nz\n', encoding='utf-8')
-  report.replace_section(str(readme), '<!-- b -->', '<!-- /b -->', 'new')
-  assert readme.read_text(encoding='utf-8') == (
-      'a\n<!-- b -->\nnew\n<!-- /b -->\nz\n')
-  with pytest.raises(ValueError, match='markers'):
-    report.replace_section(str(readme), '<!-- c -->', '<!-- /c -->', 'x')
-
-
 def test_runner_args_reach_the_runner_and_the_table(monkeypatch):
   args = ps.parse_args(['--sizes', '1M',
                         '--runner-arg=--hparam=batch_size=2048',
@@ -122,25 +111,3 @@ def test_runner_args_reach_the_runner_and_the_table(monkeypatch):
           '--ranking-hparam=batch_size=4096`.') in table
   assert 'Extra runner' not in ps.render_markdown(
       ps.merge_results(None, _run('1M', 10**6, 180)))
-
-
-def test_git_commit_names_the_checkout_or_none(tmp_path):
-  import re  # pylint: disable=g-import-not-at-top
-  commit = report.git_commit()
-  assert commit is not None and re.fullmatch('[0-9a-f]{40}', commit)
-  assert report.git_commit(str(tmp_path)) is None
-
-
-@pytest.mark.parametrize('line, expected', [
-    ('[  12.3s] Transform              done in 8.1s', True),
-    ('[   0.0s] Transform              started', True),
-    ('retrieval epoch 1: 1,200 batches, 614,400 examples, 10,523 '
-     'examples/s, loss 812.3100', True),
-    ('ranking epoch 12: 3.4s loss 8.9890 rmse 0.8654', True),
-    ('read 4,012,426 training examples for MovieRows, UserRows in 61.0s '
-     '(65,777 examples/s)', True),
-    ('INFO absl: Training model.', False),
-    ('the retrieval epoch was long', False),
-])
-def test_progress_lines_go_to_the_log(line, expected):
-  assert ps.is_progress_line(line) is expected

@@ -1,4 +1,4 @@
-"""The pipeline-speed benchmark: progress parsing, ratio, table, the
+"""The pipeline-speed benchmark: ratio, table, code measured, the
 tutorial's CSV (the tutorial pipeline end to end: test_tutorial_pipeline.py)."""
 
 import csv
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from benchmarks import pipeline_scale
+from benchmarks import common
 from benchmarks import pipeline_speed as speed
 from benchmarks.tutorial import data as tutorial_data
 from movielens import layout, synthetic
@@ -15,27 +15,11 @@ from movielens import layout, synthetic
 pytestmark = pytest.mark.unit
 
 
-def test_component_times_from_progress_lines_with_cpu():
-  lines = [
-      'Pipeline tfrs-tutorial: 100,000 ratings written to /w/data in 0.4s',
-      '[    7.8s] CsvExampleGen          started',
-      '[   10.5s] CsvExampleGen          done in 2.7s (cpu 2.0s)',
-      '[   10.6s] StatisticsGen          reused from cache in 0.1s (cpu 0.0s)',
-      '[   25.0s] Transform              done in 10.5s (cpu 19.9s)',
-      '[   30.0s] Pusher                 done in 0.1s',  # Before the CPU field.
-      '1/1 - 8s - loss: 1818.8 - done in 3s (cpu 1s)',  # Not a progress line.
-  ]
-  assert speed.component_times(lines) == [
-      {'component': 'CsvExampleGen', 'wall_seconds': 2.7, 'cpu_seconds': 2.0},
-      {'component': 'Transform', 'wall_seconds': 10.5, 'cpu_seconds': 19.9},
-      {'component': 'Pusher', 'wall_seconds': 0.1, 'cpu_seconds': None},
-  ]
-
-
 def _run(wall, cpu, components, data='ml-100k', exit_code=0):
   return {
       'exit_code': exit_code, 'wall_seconds': wall, 'cpu_seconds': cpu,
       'command': 'python cmd', 'data': data, 'ratings': 100_000,
+      'code': 'e9da52b2f6c3a1d0e9da52b2f6c3a1d0e9da52b2', 'dirty': False,
       'components': [{'component': name, 'wall_seconds': w, 'cpu_seconds': c}
                      for name, w, c in components],
   }
@@ -70,10 +54,10 @@ def test_rendered_table_on_hand_written_results():
       speed.merge_results(None, {'tutorial': TUTORIAL, 'ours': OURS}))
   # Tutorial in components: 10 + 8 + 20 + 40 = 78 s wall,
   # 11 + 9.5 + 30 + 50 = 100.5 s CPU. CPU ratio 480 / 120 = 4.00.
-  assert ('| Tutorial | `python cmd` | ml-100k (100,000 ratings) | 4 | 100.0 '
-          '| 120.0 | 78.0 / 100.5 |') in table
-  assert ('| Ours | `python cmd` | ml-100k (100,000 ratings) | 4 | 380.0 '
-          '| 480.0 | 302.0 / 389.0 |') in table
+  assert ('| Tutorial | e9da52b | `python cmd` | ml-100k (100,000 ratings) '
+          '| 4 | 100.0 | 120.0 | 78.0 / 100.5 |') in table
+  assert ('| Ours | e9da52b | `python cmd` | ml-100k (100,000 ratings) | 4 '
+          '| 380.0 | 480.0 | 302.0 / 389.0 |') in table
   assert 'wall time end to end: **3.80×** (CPU: 4.00×).' in table
   # A row per component id, the tutorial's order first; shared ids align.
   rows = [line for line in table.splitlines()
@@ -147,6 +131,24 @@ def test_rerun_ratio_and_its_line_in_the_table():
   assert table.count('| `python cmd` |') == 2
 
 
+def test_the_table_says_when_the_measured_tree_had_uncommitted_changes():
+  dirty = dict(OURS, dirty=True)
+  older = {key: value for key, value in TUTORIAL.items() if key != 'dirty'}
+  table = speed.render_markdown(
+      speed.merge_results(None, {'tutorial': older, 'ours': dirty}))
+  assert '| Ours | e9da52b + uncommitted changes | `python cmd` |' in table
+  # A result written before `dirty` was recorded says it is unknown.
+  assert '| Tutorial | e9da52b (dirty: ?) | `python cmd` |' in table
+  assert speed.code_text({'code': None}) == '?'
+
+
+def test_each_run_records_its_commit_and_whether_the_tree_was_clean(
+    monkeypatch):
+  monkeypatch.setattr(common, 'git_revision',
+                      lambda: {'commit': 'abc123', 'dirty': True})
+  assert speed.code_measured() == {'code': 'abc123', 'dirty': True}
+
+
 def test_the_csv_has_a_row_per_rating_with_its_movie_title(tmp_path):
   raw = tmp_path / 'raw'
   synthetic.generate(str(raw), num_users=20, num_movies=30, num_ratings=150,
@@ -159,7 +161,7 @@ def test_the_csv_has_a_row_per_rating_with_its_movie_title(tmp_path):
     reader = csv.DictReader(f)
     rows = [(row['user_id'], row['movie_title']) for row in reader]
   assert reader.fieldnames == ['user_id', 'movie_title']
-  assert len(rows) == pipeline_scale.count_ratings(str(raw)) == 150
+  assert len(rows) == common.count_ratings(str(raw)) == 150
   assert rows == [(r.user_id, titles[r.movie_id]) for r in records.ratings]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import protocols
+from components.retrieval_evaluator import metrics as retrieval_metrics
 from movielens import layout
 from movielens import synthetic
 from movielens.layout import Rating
@@ -223,46 +224,85 @@ def test_top_k_accuracy_rejects_repeated_movies():
 # --- msrec metrics -----------------------------------------------------------
 
 
-def test_ndcg_hand_computed():
+def _one_user(recommended, relevant, k):
+  """The msrec figures of one user whose test movies are `relevant`."""
+  return protocols.ranking_metrics([_rating('u1', m) for m in relevant],
+                                   {'u1': recommended}, k=k)
+
+
+def test_ndcg_hand_computed_is_the_evaluators():
   # Hits at ranks 1 and 3 of [a, b, c, d]; 3 relevant movies {a, c, e}.
   # DCG  = 1/log2(2) + 1/log2(4) = 1 + 0.5 = 1.5
   # IDCG = 1/log2(2) + 1/log2(3) + 1/log2(4) = 1 + 0.63093 + 0.5 = 2.13093
   # nDCG = 1.5 / 2.13093 = 0.703918
-  assert protocols.ndcg_at_k(['a', 'b', 'c', 'd'], {'a', 'c', 'e'},
-                             k=10) == pytest.approx(0.7039180890341347)
+  recommended, relevant = ['a', 'b', 'c', 'd'], ['a', 'c', 'e']
+  published = _one_user(recommended, relevant, k=10)['ndcg@10']
+  assert published == pytest.approx(0.7039180890341347)
+  assert published == retrieval_metrics.ndcg_at_k(recommended, relevant, 10)
 
 
 def test_ndcg_ideal_is_cut_at_k():
   # k=2, one hit at rank 2, 3 relevant: IDCG counts only min(2, 3) = 2 ranks.
   # DCG = 1/log2(3) = 0.63093; IDCG = 1 + 0.63093; nDCG = 0.386853.
-  assert protocols.ndcg_at_k(['x', 'a', 'b'], {'a', 'b', 'c'},
-                             k=2) == pytest.approx(0.38685280723454163)
+  assert _one_user(['x', 'a', 'b'], ['a', 'b', 'c'], k=2)['ndcg@2'] == (
+      pytest.approx(0.38685280723454163))
 
 
 def test_ndcg_log_base_cancels_as_in_recommenders():
-  # Recommenders divides by ln(1 + rank); the base cancels in DCG / IDCG.
+  # Recommenders divides by ln(1 + rank); the base cancels in DCG / IDCG,
+  # so its nDCG and the evaluator's (log2) agree.
   dcg = 1 / math.log(1 + 1) + 1 / math.log(1 + 3)
   idcg = sum(1 / math.log(1 + r) for r in (1, 2, 3))
-  assert protocols.ndcg_at_k(['a', 'b', 'c', 'd'], {'a', 'c', 'e'},
-                             k=10) == pytest.approx(dcg / idcg)
+  assert _one_user(['a', 'b', 'c', 'd'], ['a', 'c', 'e'],
+                   k=10)['ndcg@10'] == pytest.approx(dcg / idcg)
 
 
 def test_ndcg_perfect_and_empty_lists():
-  assert protocols.ndcg_at_k(['a', 'b'], {'a', 'b'}, k=10) == 1.0
-  assert protocols.ndcg_at_k([], {'a'}, k=10) == 0.0
+  assert _one_user(['a', 'b'], ['a', 'b'], k=10)['ndcg@10'] == 1.0
+  assert _one_user([], ['a'], k=10)['ndcg@10'] == 0.0
 
 
 def test_precision_divides_by_k_and_recall_by_relevant():
   # 2 hits (a, c) in a 4-movie list; k=10, 3 relevant movies.
   # Precision = 2 / 10 (by k, even for a shorter list); recall = 2 / 3.
-  recommended, relevant = ['a', 'b', 'c', 'd'], {'a', 'c', 'e'}
-  assert protocols.precision_at_k(recommended, relevant, 10) == 0.2
-  assert protocols.recall_at_k(recommended, relevant, 10) == (
-      pytest.approx(2 / 3))
+  recommended, relevant = ['a', 'b', 'c', 'd'], ['a', 'c', 'e']
+  assert protocols.precision_at_k(recommended, set(relevant), 10) == 0.2
+  assert _one_user(recommended, relevant, k=10) == {
+      'ndcg@10': pytest.approx(0.7039180890341347), 'precision@10': 0.2,
+      'recall@10': pytest.approx(2 / 3)}
   # Only the first k count: k=2 sees one hit (a): 1/2 and 1/3.
-  assert protocols.precision_at_k(recommended, relevant, 2) == 0.5
-  assert protocols.recall_at_k(recommended, relevant, 2) == (
+  assert _one_user(recommended, relevant, k=2)['precision@2'] == 0.5
+  assert _one_user(recommended, relevant, k=2)['recall@2'] == (
       pytest.approx(1 / 3))
+
+
+def test_tfrs_accuracy_is_the_evaluators_hit_rate_with_one_rating_per_user():
+  # One test rating per user: u1's 'a' at rank 1, u2's 'c' at rank 3 (out
+  # of the top 2), u3's 'f' at rank 2. Per rating and per user: 2 hits of 3.
+  test = [_rating('u1', 'a'), _rating('u2', 'c'), _rating('u3', 'f')]
+  recommendations = {'u1': ['a', 'b', 'c'], 'u2': ['a', 'b', 'c'],
+                     'u3': ['e', 'f', 'g']}
+  relevant = protocols.movies_by_user(test)
+  by_user = retrieval_metrics.evaluate(
+      recommendations, relevant, catalog=(),
+      specs=retrieval_metrics.parse_metric_names(
+          ['hit_rate_at_2', 'recall_at_2']))
+  assert protocols.top_k_accuracy(test, recommendations, k=2) == 2 / 3
+  assert by_user == {'hit_rate_at_2': 2 / 3, 'recall_at_2': 2 / 3}
+
+
+def test_tfrs_accuracy_weighs_users_by_their_test_ratings():
+  # Why the tfrs figure keeps its own definition: u1 has 3 test ratings, all
+  # in its top 3; u2 has one, a miss. Per rating: 3 hits of 4 = 3/4. The
+  # evaluator's recall@3, per user: (3/3 + 0/1) / 2 = 1/2.
+  test = [_rating('u1', 'a'), _rating('u1', 'b'), _rating('u1', 'c'),
+          _rating('u2', 'z')]
+  recommendations = {'u1': ['a', 'b', 'c'], 'u2': ['a', 'b', 'c']}
+  by_user = retrieval_metrics.evaluate(
+      recommendations, protocols.movies_by_user(test), catalog=(),
+      specs=retrieval_metrics.parse_metric_names(['recall_at_3']))
+  assert protocols.top_k_accuracy(test, recommendations, k=3) == 3 / 4
+  assert by_user == {'recall_at_3': 1 / 2}
 
 
 def test_ranking_metrics_average_over_test_users():

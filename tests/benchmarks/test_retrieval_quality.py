@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from benchmarks import common
 from benchmarks import retrieval_quality as rq
 
 pytestmark = pytest.mark.unit
@@ -42,13 +43,13 @@ def test_run_pipeline_command(monkeypatch, tmp_path, protocol, epochs,
         parents=True)
     return subprocess.CompletedProcess(command, 0)
 
-  monkeypatch.setattr(rq.subprocess, 'run', fake_run)
+  monkeypatch.setattr(common.subprocess, 'run', fake_run)
   (tmp_path / 'out' / 'stale').mkdir(parents=True)
   model_dir = rq.run_pipeline(protocol, 'train-dir', str(tmp_path / 'out'),
                               epochs, **options)
 
   (command, kwargs), = calls
-  assert command == [sys.executable, rq.RUNNER, '--data-dir', 'train-dir',
+  assert command == [sys.executable, common.RUNNER, '--data-dir', 'train-dir',
                      '--output-dir', str(tmp_path / 'out')] + extra
   assert kwargs['env']['TF_USE_LEGACY_KERAS'] == '1'
   assert model_dir.endswith(os.path.join('serving', 'retrieval',
@@ -59,7 +60,7 @@ def test_run_pipeline_command(monkeypatch, tmp_path, protocol, epochs,
 
 def test_run_pipeline_failure_raises(monkeypatch, tmp_path):
   monkeypatch.setattr(
-      rq.subprocess, 'run',
+      common.subprocess, 'run',
       lambda command, **_: subprocess.CompletedProcess(command, 1))
   with pytest.raises(RuntimeError, match='exited with 1'):
     rq.run_pipeline('msrec', 'train-dir', str(tmp_path / 'out'), None)

@@ -1,5 +1,4 @@
-"""The serving latency benchmark's math: nearest-rank percentiles, the
-summary of a run, the concurrency flag, the ids sent, and the README
+"""The serving latency benchmark's math: the summary of a run, the concurrency flag, the ids sent, and the README
 section it maintains. No server and no TensorFlow here."""
 
 import pytest
@@ -7,34 +6,6 @@ import pytest
 from benchmarks import serving_latency
 
 pytestmark = pytest.mark.unit
-
-
-def test_percentile_is_the_nearest_rank():
-  values = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-
-  # rank = ceil(q / 100 * 10): p50 -> 5th, p90 -> 9th, p99 -> 10th,
-  # p1 -> 1st, p55 -> ceil(5.5) = 6th.
-  assert serving_latency.percentile(values, 50) == 50
-  assert serving_latency.percentile(values, 90) == 90
-  assert serving_latency.percentile(values, 99) == 100
-  assert serving_latency.percentile(values, 1) == 10
-  assert serving_latency.percentile(values, 55) == 60
-  assert serving_latency.percentile(values, 100) == 100
-
-
-def test_p99_of_a_thousand_values_is_the_990th():
-  values = list(range(1, 1001))  # 1 .. 1000
-
-  # ceil(0.99 * 1000) = 990; ceil(0.5 * 1000) = 500.
-  assert serving_latency.percentile(values, 99) == 990
-  assert serving_latency.percentile(values, 50) == 500
-  assert serving_latency.percentile([7], 99) == 7
-
-
-@pytest.mark.parametrize('values, q', [([], 50), ([1], 0), ([1], 101)])
-def test_percentile_refuses_what_has_no_answer(values, q):
-  with pytest.raises(ValueError):
-    serving_latency.percentile(values, q)
 
 
 def test_summarise_in_milliseconds_and_requests_per_second():

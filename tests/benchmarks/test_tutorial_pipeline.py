@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from benchmarks import pipeline_scale
+from benchmarks import common
 from benchmarks import pipeline_speed as speed
 from movielens import synthetic
 
@@ -24,7 +24,7 @@ def test_tutorial_pipeline_pushes_a_model_that_answers_with_catalogue_titles(
   result = speed.run_measured(
       speed.tutorial_command(str(raw), str(work)) + ['--epochs', '1'],
       'tutorial', str(tmp_path / 'tutorial.out'),
-      pipeline_scale.Progress(str(tmp_path / 'progress.log')))
+      common.Progress(str(tmp_path / 'progress.log')))
   assert result['exit_code'] == 0, (tmp_path / 'tutorial.out').read_text()
   assert [c['component'] for c in result['components']] == [
       'CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
