@@ -68,15 +68,23 @@ _POSITIVE = _at_least(1)
 _UNIT_WIDTHS = Allowed(lambda text: _unit_widths(text) is not None,
                        "comma-separated positive integers, e.g. '256,64'")
 _NON_NEGATIVE = _at_least(0)
-# np.random.seed takes [0, 2**32); the refit ensemble adds up to
-# ensemble_size - 1 to the seed.
+# np.random.seed takes [0, 2**32), and the refit ensemble's members use
+# seed + 1, ...: [0, 2**31) leaves them room.
 _SEED = _within(0, 2**31 - 1, high_included=True)
-# As modules/retrieval_trainer.check_refit (the refit's own check).
-_REFIT = {
+# The training fields both models have; the refit's as
+# modules/retrieval_trainer.check_refit checks them.
+_TRAINING = {
+    'batch_size': _POSITIVE,
+    'learning_rate': _above(0.0),
+    'optimizer': _one_of(OPTIMIZERS),
+    'epochs': _POSITIVE,
+    'early_stopping_patience': _NON_NEGATIVE,
+    'validation_examples': _NON_NEGATIVE,
     'refit_extra_epochs': _NON_NEGATIVE,
     'refit_min_epochs': _NON_NEGATIVE,
     'refit_min_eval_share': _within(0.0, 1.0, high_included=True),
     'ensemble_size': _POSITIVE,
+    'seed': _SEED,
 }
 
 
@@ -229,15 +237,8 @@ class RetrievalHParams(_FromConfig):
       'hidden_units': _NON_NEGATIVE,
       'temperature': _above(0.0),
       'negatives': _one_of(NEGATIVES),
-      'batch_size': _POSITIVE,
-      'learning_rate': _above(0.0),
-      'optimizer': _one_of(OPTIMIZERS),
-      'epochs': _POSITIVE,
-      'early_stopping_patience': _NON_NEGATIVE,
-      'validation_examples': _NON_NEGATIVE,
       'history_max': _NON_NEGATIVE,
-      **_REFIT,
-      'seed': _SEED,
+      **_TRAINING,
   }
 
 
@@ -361,14 +362,7 @@ class RankingHParams(_FromConfig):
       'relevance_weight': _NON_NEGATIVE,
       'relevance_negatives': _POSITIVE,
       'relevance_negatives_by': _one_of(RELEVANCE_NEGATIVES_BY),
-      'batch_size': _POSITIVE,
-      'learning_rate': _above(0.0),
-      'optimizer': _one_of(OPTIMIZERS),
-      'epochs': _POSITIVE,
-      'early_stopping_patience': _NON_NEGATIVE,
-      'validation_examples': _NON_NEGATIVE,
-      **_REFIT,
-      'seed': _SEED,
+      **_TRAINING,
   }
 
   @property
