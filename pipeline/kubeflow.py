@@ -76,7 +76,8 @@ def _env(name: str) -> Optional[str]:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-  """Adds the flags both runners take (paths, model, scale, GCP)."""
+  """Adds the flags both runners take: every runner's (`pipeline.flags`),
+  and paths, GCP, scale and what to do."""
   paths = parser.add_argument_group('where things are (gs:// paths)')
   paths.add_argument(
       '--pipeline-root', default=_env('MOVIELENS_PIPELINE_ROOT'),
@@ -112,58 +113,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
   gcp.add_argument('--region', default=_env('GOOGLE_CLOUD_REGION'),
                    help='GCP region, e.g. europe-west4 [$GOOGLE_CLOUD_REGION]')
 
-  model = parser.add_argument_group('model (as runner_local.py)')
-  model.add_argument('--eval-fraction', type=float,
-                     default=configs.EVAL_FRACTION,
-                     help="share of each user's newest ratings held out")
-  model.add_argument('--max-eval-ratings', type=int,
-                     default=configs.MAX_EVAL_RATINGS,
-                     help='about how many ratings eval holds at most; '
-                     'beyond it a sample of users is held out (0: all)')
-  model.add_argument('--epochs', type=int, default=None,
-                     help='maximum retrieval training epochs')
-  model.add_argument('--hparam', action='append', default=[],
-                     metavar='NAME=VALUE',
-                     help='override a retrieval hyper-parameter of '
-                     'modules/hparams.py (repeatable)')
-  model.add_argument('--top-k', type=int, default=configs.RETRIEVAL_TOP_K,
-                     help='movies the retrieval servable returns per user')
-  model.add_argument('--no-exclude-seen', action='store_true',
-                     help="keep the user's rated movies in the answers")
-  model.add_argument('--retrieval-index', choices=configs.RETRIEVAL_INDEXES,
-                     default=configs.RETRIEVAL_INDEX,
-                     help="the retrieval servable's index; scann needs an "
-                     'image with ScaNN installed (pip install scann==1.3.2) '
-                     'and a TF Serving build with its ops')
-  model.add_argument('--min-lift-over-popularity', type=float,
-                     default=configs.MIN_LIFT_OVER_POPULARITY,
-                     help='blessing: relative recall@100 margin over '
-                     'most-popular')
-  model.add_argument('--max-regression', type=float,
-                     default=configs.MAX_REGRESSION,
-                     help='blessing: largest recall@100 drop below the '
-                     'latest blessed model')
-  model.add_argument('--ranking-epochs', type=int, default=None,
-                     help='maximum ranking training epochs')
-  model.add_argument('--ranking-hparam', action='append', default=[],
-                     metavar='NAME=VALUE',
-                     help='override a ranking hyper-parameter of '
-                     'modules/hparams.py (repeatable)')
-  model.add_argument('--max-rmse', type=float, default=configs.MAX_RMSE,
-                     help='ranking blessing: largest eval RMSE')
-  model.add_argument('--max-rmse-increase', type=float,
-                     default=configs.MAX_RMSE_INCREASE,
-                     help='ranking blessing: largest RMSE increase over the '
-                     'latest blessed ranking model')
-  model.add_argument('--recommender-top-k', type=int,
-                     default=configs.RECOMMENDER_TOP_K,
-                     help='movies the two-stage recommender returns per user')
-  model.add_argument('--no-ranking', action='store_true',
-                     help='retrieval only: leave out the ranking model and '
-                     'the recommender')
-  model.add_argument('--no-refit', action='store_true',
-                     help='serve the early-stopped models instead of '
-                     'refitting them on train + eval')
+  flags.add_flags(parser)
 
   scale = parser.add_argument_group('scale')
   scale.add_argument(
@@ -171,8 +121,6 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
       help='Beam runner of the Beam steps (ExampleGen, StatisticsGen, '
       'Transform, TFMA evaluation): in the step\'s own container, or on '
       'Dataflow')
-  scale.add_argument('--beam-workers', type=int, default=1,
-                     help='DirectRunner workers inside the step container')
   scale.add_argument('--dataflow-temp-location', default=None,
                      help='gs:// temp/staging folder of Dataflow jobs; '
                      'default <pipeline-root>/beam-tmp')
@@ -204,44 +152,23 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                    'credentials needed) and stop, unless --submit')
   run.add_argument('--submit', action='store_true',
                    help='compile and submit a run')
-  run.add_argument('--no-cache', action='store_true',
-                   help='rerun every component even when unchanged')
 
 
 def parse_args(parser: argparse.ArgumentParser,
                argv: Optional[List[str]] = None) -> argparse.Namespace:
   """Parses argv; malformed values stop with argparse's usage error.
 
-  Adds `args.hparams` and `args.ranking_hparams` (the --hparam/--epochs and
-  --ranking-hparam/--ranking-epochs overrides, checked against
-  `modules.hparams`). Settings that depend on each other are checked by
-  `check`.
+  The shared flags are checked by `flags.parse_args`, which also adds
+  `args.hparams` and `args.ranking_hparams`. Settings that depend on each
+  other are checked by `check`.
   """
-  args = parser.parse_args(argv)
+  args = flags.parse_args(parser, argv)
   if args.schema_path is None:
     args.schema_path = container_schema_path(args.layout)
-  if not 0.0 < args.eval_fraction < 1.0:
-    parser.error('--eval-fraction must be between 0 and 1')
-  if args.max_eval_ratings < 0:
-    parser.error('--max-eval-ratings must be >= 0 (0: no bound)')
-  for flag in ('epochs', 'ranking_epochs', 'top_k', 'beam_workers',
-               'dataflow_max_workers'):
-    value = getattr(args, flag)
-    if value is not None and value < 1:
-      parser.error(f'--{flag.replace("_", "-")} must be at least 1')
-  if not 1 <= args.recommender_top_k <= args.top_k:
-    parser.error(f'--recommender-top-k must be between 1 and --top-k '
-                 f'({args.top_k}): the recommender re-ranks the retrieval '
-                 'top K')
+  if args.dataflow_max_workers is not None and args.dataflow_max_workers < 1:
+    parser.error('--dataflow-max-workers must be at least 1')
   if args.accelerator_count is not None and args.accelerator_count < 0:
     parser.error('--accelerator-count must not be negative')
-  # No TensorFlow import here.
-  from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
-  args.hparams = flags.hparam_overrides(
-      parser, '--hparam', args.hparam, args.epochs, RetrievalHParams)
-  args.ranking_hparams = flags.hparam_overrides(
-      parser, '--ranking-hparam', args.ranking_hparam, args.ranking_epochs,
-      RankingHParams)
   return args
 
 
@@ -388,30 +315,12 @@ def vertex_training(args: argparse.Namespace) -> Optional[Dict[str, Any]]:
 def build_pipeline(args: argparse.Namespace):
   """The pipeline of runner_local.py, with this runner's settings."""
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
-  return create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME,
+  return create_pipeline(**flags.create_pipeline_kwargs(
+      args,
       pipeline_root=args.pipeline_root,
       data_path=args.data_dir,
       schema_path=args.schema_path,
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      retrieval_run_fn=configs.RETRIEVAL_RUN_FN,
       serving_dir=args.serving_dir,
-      eval_fraction=args.eval_fraction,
-      max_eval_ratings=args.max_eval_ratings,
-      retrieval_hparams=args.hparams,
-      retrieval_top_k=args.top_k,
-      exclude_seen=not args.no_exclude_seen,
-      retrieval_index=args.retrieval_index,
-      min_lift_over_popularity=args.min_lift_over_popularity,
-      max_regression=args.max_regression,
-      ranking_run_fn=None if args.no_ranking else configs.RANKING_RUN_FN,
-      retrieval_refit_fn=None if args.no_refit else configs.RETRIEVAL_REFIT_FN,
-      ranking_refit_fn=None if args.no_refit else configs.RANKING_REFIT_FN,
-      ranking_hparams=args.ranking_hparams,
-      max_rmse=args.max_rmse,
-      max_rmse_increase=args.max_rmse_increase,
-      recommender_top_k=args.recommender_top_k,
-      enable_cache=not args.no_cache,
       beam_pipeline_args=beam_pipeline_args(args),
       # The platform's ML Metadata (see the module docstring).
       metadata_connection_config=None,
@@ -419,7 +328,7 @@ def build_pipeline(args: argparse.Namespace):
       # KFP v2 compiles TFX's own strategy only (the resolvers are then
       # dropped: drop_baseline_resolvers).
       baseline_excludes_candidate=False,
-  )
+  ))
 
 
 def check_artifact_types(pipeline) -> None:

@@ -1,5 +1,7 @@
 """`create_pipeline`: the one pipeline definition every runner uses."""
 
+import dataclasses
+import functools
 import os
 from typing import Any, Dict, List, Optional
 
@@ -30,18 +32,18 @@ def create_pipeline(
     ranking_run_fn: Optional[str] = None,
     retrieval_refit_fn: Optional[str] = None,
     ranking_refit_fn: Optional[str] = None,
-    eval_fraction: float = 0.2,
+    eval_fraction: float = configs.EVAL_FRACTION,
     max_eval_ratings: int = configs.MAX_EVAL_RATINGS,
     retrieval_hparams: Optional[Dict[str, Any]] = None,
-    retrieval_top_k: int = 100,
+    retrieval_top_k: int = configs.RETRIEVAL_TOP_K,
     exclude_seen: bool = True,
     retrieval_index: str = configs.RETRIEVAL_INDEX,
-    min_lift_over_popularity: float = 0.0,
-    max_regression: float = 0.01,
+    min_lift_over_popularity: float = configs.MIN_LIFT_OVER_POPULARITY,
+    max_regression: float = configs.MAX_REGRESSION,
     ranking_hparams: Optional[Dict[str, Any]] = None,
     max_rmse: float = configs.MAX_RMSE,
     max_rmse_increase: float = configs.MAX_RMSE_INCREASE,
-    recommender_top_k: Optional[int] = None,
+    recommender_top_k: int = configs.RECOMMENDER_TOP_K,
     recommender_retrieval_weight: Optional[float] = None,
     enable_cache: bool = True,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -51,6 +53,11 @@ def create_pipeline(
     baseline_excludes_candidate: bool = True,
 ) -> tfx.dsl.Pipeline:
   """Builds the MovieLens recommender pipeline.
+
+  Four stages, each built by its own function: ingestion, validation and
+  Transform (`_ingest_and_validate`); retrieval (`_retrieval`); ranking
+  (`_ranking`); the two-stage recommender (`_recommender`). The last two
+  only with a `ranking_run_fn`.
 
   Args:
     pipeline_name: name of the pipeline in ML Metadata and orchestrators.
@@ -87,7 +94,7 @@ def create_pipeline(
       this ...
     max_rmse_increase: ... and at most this much above the latest blessed
       ranking model's (pipeline/evaluation.py).
-    recommender_top_k: movies the two-stage recommender returns (10).
+    recommender_top_k: movies the two-stage recommender returns.
     recommender_retrieval_weight: weight of the retrieval score in the
       recommender's ranking score (modules/recommender_export.py).
     enable_cache: reuse outputs of components whose inputs did not change.
@@ -106,6 +113,62 @@ def create_pipeline(
   Returns:
     The pipeline, ready for any TFX runner.
   """
+  # Edited module code must invalidate the cache (pipeline/code_version.py).
+  code = {CODE_FINGERPRINT_KEY: code_version.package_fingerprint('modules')}
+  data = _ingest_and_validate(data_path, schema_path, eval_fraction,
+                              max_eval_ratings, preprocessing_fn, code)
+  trainer = functools.partial(_trainer, data, code, vertex_training)
+  retrieval = _retrieval(
+      data, trainer, retrieval_run_fn, retrieval_refit_fn, retrieval_hparams,
+      top_k=retrieval_top_k, exclude_seen=exclude_seen,
+      index=retrieval_index,
+      min_lift_over_popularity=min_lift_over_popularity,
+      max_regression=max_regression, serving_dir=serving_dir,
+      baseline_excludes_candidate=baseline_excludes_candidate)
+  components = data.components + retrieval.components
+  if ranking_run_fn:
+    ranking = _ranking(
+        data, trainer, ranking_run_fn, ranking_refit_fn, ranking_hparams,
+        max_rmse=max_rmse, max_rmse_increase=max_rmse_increase,
+        serving_dir=serving_dir,
+        baseline_excludes_candidate=baseline_excludes_candidate)
+    components += ranking.components + _recommender(
+        retrieval, ranking, recommender_top_k, recommender_retrieval_weight,
+        serving_dir)
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=components,
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args or [],
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+  """What ingestion gives the model stages: channels, and its components."""
+  ratings: Any  # Examples: 'train' and 'eval' splits by time.
+  movies: Any  # Examples: the catalogue.
+  schema: Any
+  transform: Any  # tfx.components.Transform
+  components: List[Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stage:
+  """A model stage: the model it serves, its blessing and its components."""
+  served: Any  # Model channel.
+  blessing: Any  # ModelBlessing channel.
+  components: List[Any]
+
+
+def _ingest_and_validate(data_path: str, schema_path: str,
+                         eval_fraction: float, max_eval_ratings: int,
+                         preprocessing_fn: str,
+                         code: Dict[str, str]) -> _Data:
+  """Ingestion, validation against the curated schema (stopping the run on
+  anomalies) and Transform."""
   # Reads the raw files; emits 'ratings' (train/eval by time) and 'movies'.
   example_gen = MovieLensExampleGen(
       input_base=data_path, eval_fraction=eval_fraction,
@@ -127,9 +190,6 @@ def create_pipeline(
   anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
 
   # Vocabularies and scaling, analysed on train, applied to train and eval.
-  # Edited module code must invalidate the cache (pipeline/code_version.py).
-  code = {CODE_FINGERPRINT_KEY: code_version.package_fingerprint('modules')}
-
   transform = tfx.components.Transform(
       examples=ratings,
       custom_config=code,
@@ -142,135 +202,151 @@ def create_pipeline(
       # no component, and cost Transform time in proportion to the data.
       disable_statistics=True)
   transform.add_upstream_node(anomaly_gate)
+  return _Data(
+      ratings=ratings, movies=example_gen.outputs['movies'],
+      schema=schema_gen.outputs['schema'], transform=transform,
+      components=[example_gen, statistics_gen, schema_gen, example_validator,
+                  anomaly_gate, transform])
 
+
+def _trainer(data: _Data, code: Dict[str, str],
+             vertex_training: Optional[Dict[str, Any]], component_id: str,
+             run_fn: str, hparams: Optional[Dict[str, Any]],
+             base_model=None):
+  """A Trainer on the transformed ratings, with the code fingerprint."""
+  return trainers.make_trainer(
+      component_id, run_fn,
+      examples=data.transform.outputs['transformed_examples'],
+      transform_graph=data.transform.outputs['transform_graph'],
+      schema=data.schema,
+      custom_config={'hparams': dict(hparams or {}), **code},
+      vertex_training=vertex_training, base_model=base_model)
+
+
+def _retrieval(data: _Data, trainer, run_fn: str, refit_fn: Optional[str],
+               hparams: Optional[Dict[str, Any]], *, top_k: int,
+               exclude_seen: bool, index: str,
+               min_lift_over_popularity: float, max_regression: float,
+               serving_dir: str, baseline_excludes_candidate: bool
+               ) -> _Stage:
+  """Trains, (refits,) indexes, judges and pushes the retrieval model;
+  serves the indexed servable."""
   # Trains the two-tower retrieval model with early stopping on eval;
   # exports the towers and (training_summary.json) the best epoch.
-  def trainer(component_id, run_fn, hparams, base_model=None):
-    """A Trainer on the transformed ratings, with the code fingerprint."""
-    return trainers.make_trainer(
-        component_id, run_fn,
-        examples=transform.outputs['transformed_examples'],
-        transform_graph=transform.outputs['transform_graph'],
-        schema=schema_gen.outputs['schema'],
-        custom_config={'hparams': dict(hparams or {}), **code},
-        vertex_training=vertex_training, base_model=base_model)
-
-  retrieval_trainer = trainer('RetrievalTrainer', retrieval_run_fn,
-                              retrieval_hparams)
+  retrieval_trainer = trainer('RetrievalTrainer', run_fn, hparams)
+  components = [retrieval_trainer]
 
   served_towers, evaluated_towers = retrieval_trainer.outputs['model'], None
-  if retrieval_refit_fn:
+  if refit_fn:
     # Refits the towers on train + eval for the best epoch count.
-    retrieval_refit = trainer('RetrievalRefit', retrieval_refit_fn,
-                              retrieval_hparams,
+    retrieval_refit = trainer('RetrievalRefit', refit_fn, hparams,
                               base_model=retrieval_trainer.outputs['model'])
     served_towers = retrieval_refit.outputs['model']
     evaluated_towers = retrieval_trainer.outputs['model']
+    components.append(retrieval_refit)
 
   # Indexes the whole catalogue: the TF Serving-ready retrieval servable
   # (and, from the early-stopped towers, the one the evaluator scores).
   retrieval_indexer = RetrievalIndexer(
       model=served_towers,
       eval_model=evaluated_towers,
-      ratings=ratings,
-      movies=example_gen.outputs['movies'],
-      top_k=retrieval_top_k,
+      ratings=data.ratings,
+      movies=data.movies,
+      top_k=top_k,
       exclude_seen=exclude_seen,
-      index=retrieval_index)
+      index=index)
+  servable = retrieval_indexer.outputs['servable']
 
   # Finds the latest blessed retrieval servable, the regression baseline.
   latest_blessed_retrieval = _baseline_resolver(
       'LatestBlessedRetrieval', 'RetrievalIndexer', 'servable',
-      'RetrievalEvaluator', retrieval_indexer.outputs['servable'],
-      baseline_excludes_candidate)
+      'RetrievalEvaluator', servable, baseline_excludes_candidate)
 
   # Scores top-K retrieval on eval against popularity and the baseline.
   retrieval_evaluator = RetrievalEvaluator(
-      model=retrieval_indexer.outputs['servable'],
-      examples=ratings,
-      movies=example_gen.outputs['movies'],
+      model=servable,
+      examples=data.ratings,
+      movies=data.movies,
       baseline_model=latest_blessed_retrieval.outputs['model'],
       min_lift_over_popularity=min_lift_over_popularity,
       max_regression=max_regression)
+  blessing = retrieval_evaluator.outputs['blessing']
 
   # Pushes the servable, only when blessed, as a complete version folder.
   retrieval_pusher = AtomicPusher(
-      model=retrieval_indexer.outputs['servable'],
-      model_blessing=retrieval_evaluator.outputs['blessing'],
+      model=servable,
+      model_blessing=blessing,
       push_destination=_push_destination(serving_dir, 'retrieval'),
   ).with_id('RetrievalPusher')
+  components += [retrieval_indexer, latest_blessed_retrieval,
+                 retrieval_evaluator, retrieval_pusher]
+  return _Stage(served=servable, blessing=blessing, components=components)
 
-  components = [
-      example_gen, statistics_gen, schema_gen, example_validator,
-      anomaly_gate, transform, retrieval_trainer, retrieval_indexer,
-      latest_blessed_retrieval, retrieval_evaluator, retrieval_pusher,
-  ]
-  if retrieval_refit_fn:
-    components.append(retrieval_refit)
-  if ranking_run_fn:
-    # Trains the ranking model (rating and relevance heads) with early
-    # stopping on eval; its SavedModel is a ranking servable.
-    ranking_trainer = trainer('RankingTrainer', ranking_run_fn,
-                              ranking_hparams)
 
-    # Finds the latest blessed ranking model, TFMA's change baseline.
-    latest_blessed_ranking = _baseline_resolver(
-        'LatestBlessedRanking', 'RankingTrainer', 'model',
-        'RankingEvaluator', ranking_trainer.outputs['model'],
-        baseline_excludes_candidate)
+def _ranking(data: _Data, trainer, run_fn: str, refit_fn: Optional[str],
+             hparams: Optional[Dict[str, Any]], *, max_rmse: float,
+             max_rmse_increase: float, serving_dir: str,
+             baseline_excludes_candidate: bool) -> _Stage:
+  """Trains, judges (TFMA), (refits) and pushes the ranking model."""
+  # Trains the ranking model (rating and relevance heads) with early
+  # stopping on eval; its SavedModel is a ranking servable.
+  ranking_trainer = trainer('RankingTrainer', run_fn, hparams)
+  model = ranking_trainer.outputs['model']
 
-    # TFMA: RMSE/MAE overall and sliced; blesses on the thresholds.
-    ranking_evaluator = tfx.components.Evaluator(
-        examples=ratings,
-        model=ranking_trainer.outputs['model'],
-        baseline_model=latest_blessed_ranking.outputs['model'],
-        eval_config=evaluation.ranking_eval_config(max_rmse,
-                                                   max_rmse_increase),
-    ).with_id('RankingEvaluator')
+  # Finds the latest blessed ranking model, TFMA's change baseline.
+  latest_blessed_ranking = _baseline_resolver(
+      'LatestBlessedRanking', 'RankingTrainer', 'model', 'RankingEvaluator',
+      model, baseline_excludes_candidate)
 
-    served_ranking = ranking_trainer.outputs['model']
-    if ranking_refit_fn:
-      # Refits it on train + eval for the best epoch count: the servable
-      # pushed when the early-stopped model is blessed.
-      ranking_refit = trainer('RankingRefit', ranking_refit_fn,
-                              ranking_hparams,
-                              base_model=ranking_trainer.outputs['model'])
-      served_ranking = ranking_refit.outputs['model']
-      components.append(ranking_refit)
+  # TFMA: RMSE/MAE overall and sliced; blesses on the thresholds.
+  ranking_evaluator = tfx.components.Evaluator(
+      examples=data.ratings,
+      model=model,
+      baseline_model=latest_blessed_ranking.outputs['model'],
+      eval_config=evaluation.ranking_eval_config(max_rmse, max_rmse_increase),
+  ).with_id('RankingEvaluator')
+  blessing = ranking_evaluator.outputs['blessing']
+  components = [ranking_trainer, latest_blessed_ranking, ranking_evaluator]
 
-    # Pushes the ranking servable, only when blessed.
-    ranking_pusher = AtomicPusher(
-        model=served_ranking,
-        model_blessing=ranking_evaluator.outputs['blessing'],
-        push_destination=_push_destination(serving_dir, 'ranking'),
-    ).with_id('RankingPusher')
+  served = model
+  if refit_fn:
+    # Refits it on train + eval for the best epoch count: the servable
+    # pushed when the early-stopped model is blessed.
+    ranking_refit = trainer('RankingRefit', refit_fn, hparams,
+                            base_model=model)
+    served = ranking_refit.outputs['model']
+    components.append(ranking_refit)
 
-    # Retrieval + ranking in one servable, built when both are blessed.
-    recommender_builder = RecommenderBuilder(
-        retrieval=retrieval_indexer.outputs['servable'],
-        retrieval_blessing=retrieval_evaluator.outputs['blessing'],
-        ranking=served_ranking,
-        ranking_blessing=ranking_evaluator.outputs['blessing'],
-        top_k=recommender_top_k,
-        retrieval_weight=recommender_retrieval_weight)
+  # Pushes the ranking servable, only when blessed.
+  ranking_pusher = AtomicPusher(
+      model=served,
+      model_blessing=blessing,
+      push_destination=_push_destination(serving_dir, 'ranking'),
+  ).with_id('RankingPusher')
+  components.append(ranking_pusher)
+  return _Stage(served=served, blessing=blessing, components=components)
 
-    # Pushes the recommender, only when both of its models were blessed.
-    recommender_pusher = AtomicPusher(
-        model=recommender_builder.outputs['recommender'],
-        model_blessing=recommender_builder.outputs['blessing'],
-        push_destination=_push_destination(serving_dir, 'recommender'),
-    ).with_id('RecommenderPusher')
-    components += [ranking_trainer, latest_blessed_ranking,
-                   ranking_evaluator, ranking_pusher, recommender_builder,
-                   recommender_pusher]
-  return tfx.dsl.Pipeline(
-      pipeline_name=pipeline_name,
-      pipeline_root=pipeline_root,
-      components=components,
-      enable_cache=enable_cache,
-      metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=beam_pipeline_args or [],
-  )
+
+def _recommender(retrieval: _Stage, ranking: _Stage, top_k: int,
+                 retrieval_weight: Optional[float],
+                 serving_dir: str) -> List[Any]:
+  """Builds and pushes the two-stage recommender."""
+  # Retrieval + ranking in one servable, built when both are blessed.
+  recommender_builder = RecommenderBuilder(
+      retrieval=retrieval.served,
+      retrieval_blessing=retrieval.blessing,
+      ranking=ranking.served,
+      ranking_blessing=ranking.blessing,
+      top_k=top_k,
+      retrieval_weight=retrieval_weight)
+
+  # Pushes the recommender, only when both of its models were blessed.
+  recommender_pusher = AtomicPusher(
+      model=recommender_builder.outputs['recommender'],
+      model_blessing=recommender_builder.outputs['blessing'],
+      push_destination=_push_destination(serving_dir, 'recommender'),
+  ).with_id('RecommenderPusher')
+  return [recommender_builder, recommender_pusher]
 
 
 def _baseline_resolver(resolver_id: str, model_producer: str,

@@ -1,8 +1,9 @@
-"""The end-of-run report: evaluation metrics, blessing, pushed path.
+"""The end-of-run report: evaluation metrics, blessing, what was pushed.
 
 Read from ML Metadata, so it describes what this run produced or reused.
 """
 
+import dataclasses
 import json
 import os
 from typing import Optional
@@ -20,11 +21,92 @@ def _latest(store, type_name: str, component: str):
   return max(artifacts, key=lambda a: a.id) if artifacts else None
 
 
-def retrieval_report(metadata_path: str) -> str:
-  """A few lines on the latest retrieval evaluation and push."""
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = metadata_path
-  store = metadata_store.MetadataStore(config)
+  return metadata_store.MetadataStore(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Push:
+  """What a pusher's latest run left served.
+
+  Attributes:
+    destination: the version folder serving the model, None when the model
+      was not pushed (not blessed, or the pusher never ran).
+    new: whether that run pushed it, or found it already serving: a rerun
+      with the model unchanged is reused from the cache (a CACHED execution
+      whose PushedModel is the earlier run's), or runs and finds the same
+      SavedModel in the newest version folder (components/atomic_pusher),
+      which it records as pushed to that existing folder.
+  """
+  destination: Optional[str]
+  new: bool = False
+
+  @property
+  def version(self) -> str:
+    return os.path.basename(os.path.normpath(self.destination))
+
+
+_DONE = (metadata_store_pb2.Execution.COMPLETE,
+         metadata_store_pb2.Execution.CACHED)
+
+
+def latest_push(store: metadata_store.MetadataStore, pusher: str) -> Push:
+  """The latest finished execution of the component `pusher` (its node
+  context is '<pipeline>.<pusher>'), and what its PushedModel says."""
+  executions = sorted(
+      (execution for context in store.get_contexts_by_type('node')
+       if context.name.endswith(f'.{pusher}')
+       for execution in store.get_executions_by_context(context.id)
+       if execution.last_known_state in _DONE),
+      key=lambda execution: execution.id)
+  pushes = [(execution, _pushed_model(store, execution.id))
+            for execution in executions]
+  pushes = [(execution, artifact) for execution, artifact in pushes
+            if artifact is not None]
+  if not pushes:
+    return Push(None)
+  execution, artifact = pushes[-1]
+  if not artifact.custom_properties['pushed'].int_value:
+    return Push(None)
+  destination = _destination(artifact)
+  if execution.last_known_state == metadata_store_pb2.Execution.CACHED:
+    return Push(destination, new=False)
+  already = any(
+      earlier.id != artifact.id and earlier.custom_properties[
+          'pushed'].int_value and _destination(earlier) == destination
+      for _, earlier in pushes[:-1])
+  return Push(destination, new=not already)
+
+
+def _pushed_model(store, execution_id: int):
+  """The PushedModel an execution output, or None."""
+  ids = [event.artifact_id
+         for event in store.get_events_by_execution_ids([execution_id])
+         if event.type == metadata_store_pb2.Event.OUTPUT]
+  artifacts = [artifact for artifact in store.get_artifacts_by_id(ids)
+               if artifact.type == 'PushedModel']
+  return artifacts[0] if artifacts else None
+
+
+def _destination(artifact) -> str:
+  return artifact.custom_properties['pushed_destination'].string_value
+
+
+def push_line(push: Push, label: str) -> str:
+  """E.g. 'Retrieval servable pushed to: <folder>', '... unchanged, already
+  serving version 1796496331' or '...: not pushed (not blessed).'."""
+  if push.destination is None:
+    return f'{label}: not pushed (not blessed).'
+  if push.new:
+    return f'{label} pushed to: {push.destination}'
+  return f'{label} unchanged, already serving version {push.version}'
+
+
+def retrieval_report(metadata_path: str) -> str:
+  """A few lines on the latest retrieval evaluation and push."""
+  store = _store(metadata_path)
   lines = []
   evaluation = _latest(store, 'ModelEvaluation', 'RetrievalEvaluator')
   if evaluation is not None:
@@ -44,29 +126,15 @@ def retrieval_report(metadata_path: str) -> str:
       decision = report['decision']
       lines.append('  blessed: ' + ('yes' if decision['blessed'] else 'NO'))
       lines.extend(f'    {reason}' for reason in decision['reasons'])
-  pushed = _latest(store, 'PushedModel', 'RetrievalPusher')
-  pushed_to: Optional[str] = None
-  if pushed is not None and pushed.custom_properties['pushed'].int_value:
-    pushed_to = pushed.custom_properties['pushed_destination'].string_value
-  lines.append(f'Retrieval servable pushed to: {pushed_to}' if pushed_to else
-               'Retrieval servable: not pushed (not blessed).')
+  lines.append(push_line(latest_push(store, 'RetrievalPusher'),
+                         'Retrieval servable'))
   return '\n'.join(lines)
-
-
-def _pushed_line(store, pusher: str, label: str) -> str:
-  pushed = _latest(store, 'PushedModel', pusher)
-  if pushed is not None and pushed.custom_properties['pushed'].int_value:
-    return (f'{label} pushed to: '
-            f'{pushed.custom_properties["pushed_destination"].string_value}')
-  return f'{label}: not pushed (not blessed).'
 
 
 def ranking_report(metadata_path: str) -> str:
   """The ranking model's TFMA metrics and blessing, the recommender's push."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = metadata_path
-  store = metadata_store.MetadataStore(config)
+  store = _store(metadata_path)
   lines = []
   evaluation = _latest(store, 'ModelEvaluation', 'RankingEvaluator')
   if evaluation is not None:
@@ -95,7 +163,8 @@ def ranking_report(metadata_path: str) -> str:
                      f'{" (vs baseline)" if failure.metric_key.is_diff else ""}'
                      f' = {failure.metric_value.double_value.value:.4f}: '
                      f'{failure.metric_threshold}'.replace('\n', ' '))
-  lines.append(_pushed_line(store, 'RankingPusher', 'Ranking servable'))
-  lines.append(_pushed_line(store, 'RecommenderPusher',
-                            'Recommender servable'))
+  lines.append(push_line(latest_push(store, 'RankingPusher'),
+                         'Ranking servable'))
+  lines.append(push_line(latest_push(store, 'RecommenderPusher'),
+                         'Recommender servable'))
   return '\n'.join(lines)

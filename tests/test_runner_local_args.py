@@ -94,3 +94,44 @@ def test_an_unknown_retrieval_index_is_refused(capsys):
   with pytest.raises(SystemExit):
     runner_local.parse_args(['--retrieval-index', 'annoy'])
   assert "invalid choice: 'annoy'" in capsys.readouterr().err
+
+
+# A value out of its field's range: the error line after '<prog>: error: '.
+OUT_OF_RANGE = [
+    (['--ranking-hparam', 'architecture=foo'],
+     "--ranking-hparam: Hyper-parameter architecture: expected one of "
+     "'mlp', 'dcn', got 'foo'"),
+    (['--ranking-hparam', 'optimizer=sgdx'],
+     "--ranking-hparam: Hyper-parameter optimizer: expected one of 'auto', "
+     "'adam', 'lazy_adam', got 'sgdx'"),
+    (['--ranking-hparam', 'batch_size=0'],
+     '--ranking-hparam: Hyper-parameter batch_size: expected >= 1, got 0'),
+    (['--ranking-hparam', 'learning_rate=-1'],
+     '--ranking-hparam: Hyper-parameter learning_rate: expected > 0.0, got '
+     '-1.0'),
+    (['--ranking-hparam', 'ensemble_size=0'],
+     '--ranking-hparam: Hyper-parameter ensemble_size: expected >= 1, got 0'),
+    (['--hparam', 'negatives=sampled'],
+     "--hparam: Hyper-parameter negatives: expected one of 'in_batch', "
+     "'catalogue', got 'sampled'"),
+    (['--hparam', 'dropout=0.5'],
+     "--hparam: Unknown retrieval hyper-parameters ['dropout']; known: "
+     "['batch_size', 'candidate_bias', 'early_stopping_patience', "
+     "'embedding_dim', 'ensemble_size', 'epochs', 'feature_embedding_dim', "
+     "'hidden_units', 'history_max', 'id_embedding_dim', 'learning_rate', "
+     "'logq_correction', 'negatives', 'normalize', 'optimizer', "
+     "'refit_extra_epochs', 'refit_min_epochs', 'refit_min_eval_share', "
+     "'seed', 'temperature', 'user_history', 'validation_examples']"),
+]
+
+
+@pytest.mark.parametrize('argv, line', OUT_OF_RANGE)
+def test_a_bad_hparam_stops_the_runner_with_one_line_and_status_2(
+    argv, line, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    runner_local.parse_args(argv)
+
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert err.endswith(f': error: {line}\n')
+  assert len(err.splitlines()) == 1

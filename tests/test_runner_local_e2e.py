@@ -407,6 +407,9 @@ def test_rerun_with_nothing_changed_reuses_every_component(first_run,
   for component in COMPONENTS:
     assert f'{component:<22} reused from cache' in out, out
   assert {m: _pushed_versions(output_dir, m) for m in MODELS} == before
+  for model in MODELS:
+    assert (f'{model.capitalize()} servable unchanged, already serving '
+            f'version {before[model][-1]}') in out, out
 
 
 def test_failing_threshold_blocks_the_push(first_run, capsys):

@@ -183,3 +183,20 @@ def test_custom_artifact_types_must_be_import_paths():
 def test_vertex_training_requires_project_region_and_image():
   with pytest.raises(ValueError, match='vertex_training needs'):
     trainers.vertex_training_settings(project='p', region='', image_uri='i')
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--dataflow-max-workers', '0'], '--dataflow-max-workers must be at '
+     'least 1'),
+    (['--accelerator-count', '-1'], '--accelerator-count must not be '
+     'negative'),
+    (['--hparam', 'batch_size=0'], '--hparam: Hyper-parameter batch_size: '
+     'expected >= 1, got 0'),
+])
+def test_the_compiling_runners_own_checks_stop_at_parsing(argv, message,
+                                                          capsys):
+  for runner in (runner_vertex, runner_kubeflow):
+    with pytest.raises(SystemExit) as exit_info:
+      runner.parse_args(specs.BASE_FLAGS + argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(f': error: {message}\n')

@@ -1,11 +1,13 @@
-"""RetrievalHParams.from_config: defaults, overrides cast to each field's type,
-and clear errors for unknown names and values of the wrong type."""
+"""RetrievalHParams / RankingHParams.from_config: defaults, overrides cast
+to each field's type, and clear errors for unknown names, values of the
+wrong type and values out of their field's range."""
 
 import dataclasses
 
 import pytest
 
-from modules.hparams import RetrievalHParams
+from modules import hparams as hparams_lib
+from modules.hparams import RankingHParams, RetrievalHParams
 
 pytestmark = pytest.mark.unit
 
@@ -101,7 +103,6 @@ def test_fractional_value_for_an_int_field_raises(name, value):
 
 
 def test_ranking_defaults_and_overrides():
-  from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
   hparams = RankingHParams.from_config({'architecture': 'dcn',
                                         'hidden_units': '128, 32',
                                         'relevance_weight': '0'})
@@ -117,7 +118,6 @@ def test_ranking_defaults_and_overrides():
 
 @pytest.mark.parametrize('units', ['a,b', '64,0'])
 def test_ranking_hidden_units_must_be_positive_integers(units):
-  from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match='hidden_units'):
     RankingHParams(hidden_units=units).deep_units
 
@@ -132,7 +132,6 @@ def test_refit_epochs_are_the_best_epoch_plus_the_extra_ones():
 
 def test_the_refit_ensembles_seeds_follow_the_base_seed():
   from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
-  from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
   assert retrieval_trainer.member_seeds(RetrievalHParams()) == [42, 43, 44]
   assert retrieval_trainer.member_seeds(
       RankingHParams(seed=7, ensemble_size=1)) == [7]
@@ -151,3 +150,143 @@ def test_the_refit_trains_at_least_refit_min_epochs():
   assert RetrievalHParams().refit_min_epochs == 3
   with pytest.raises(ValueError, match='refit_min_epochs must be >= 0'):
     retrieval_trainer.check_refit(1, 0.1, 3, min_epochs=-1)
+
+
+HPARAMS_CLASSES = [RetrievalHParams, RankingHParams]
+
+
+@pytest.mark.parametrize('hparams_class', HPARAMS_CLASSES)
+def test_every_field_but_the_booleans_has_a_range(hparams_class):
+  fields = {f.name for f in dataclasses.fields(hparams_class)
+            if not isinstance(getattr(hparams_class(), f.name), bool)}
+
+  assert set(hparams_class.ALLOWED) == fields
+
+
+@pytest.mark.parametrize('hparams_class', HPARAMS_CLASSES)
+def test_the_defaults_are_in_range(hparams_class):
+  hparams_class().check()
+
+
+def test_the_optimizer_choices_are_the_optimizers_module_ones():
+  from modules import optimizers  # pylint: disable=g-import-not-at-top
+  assert hparams_lib.OPTIMIZERS == optimizers.OPTIMIZERS
+
+
+# (class, field, bad value, the error after 'Hyper-parameter FIELD: ').
+OUT_OF_RANGE = [
+    (RetrievalHParams, 'embedding_dim', 0, 'expected >= 1, got 0'),
+    (RetrievalHParams, 'id_embedding_dim', -8, 'expected >= 1, got -8'),
+    (RetrievalHParams, 'feature_embedding_dim', 0, 'expected >= 1, got 0'),
+    (RetrievalHParams, 'hidden_units', -1, 'expected >= 0, got -1'),
+    (RetrievalHParams, 'temperature', 0, 'expected > 0.0, got 0.0'),
+    (RetrievalHParams, 'temperature', 'inf', 'expected > 0.0, got inf'),
+    (RetrievalHParams, 'negatives', 'sampled',
+     "expected one of 'in_batch', 'catalogue', got 'sampled'"),
+    (RetrievalHParams, 'batch_size', 0, 'expected >= 1, got 0'),
+    (RetrievalHParams, 'learning_rate', -1, 'expected > 0.0, got -1.0'),
+    (RetrievalHParams, 'learning_rate', 'nan', 'expected > 0.0, got nan'),
+    (RetrievalHParams, 'optimizer', 'sgdx',
+     "expected one of 'auto', 'adam', 'lazy_adam', got 'sgdx'"),
+    (RetrievalHParams, 'epochs', 0, 'expected >= 1, got 0'),
+    (RetrievalHParams, 'early_stopping_patience', -1,
+     'expected >= 0, got -1'),
+    (RetrievalHParams, 'validation_examples', -1, 'expected >= 0, got -1'),
+    (RetrievalHParams, 'history_max', -5, 'expected >= 0, got -5'),
+    (RetrievalHParams, 'refit_extra_epochs', -1, 'expected >= 0, got -1'),
+    (RetrievalHParams, 'refit_min_epochs', -1, 'expected >= 0, got -1'),
+    (RetrievalHParams, 'refit_min_eval_share', 1.5,
+     'expected in [0.0, 1.0], got 1.5'),
+    (RetrievalHParams, 'refit_min_eval_share', -0.1,
+     'expected in [0.0, 1.0], got -0.1'),
+    (RetrievalHParams, 'ensemble_size', 0, 'expected >= 1, got 0'),
+    (RetrievalHParams, 'seed', -1, 'expected in [0, 2147483647], got -1'),
+    (RetrievalHParams, 'seed', 2**31, 'expected in [0, 2147483647], got '
+     '2147483648'),
+    (RankingHParams, 'architecture', 'foo',
+     "expected one of 'mlp', 'dcn', got 'foo'"),
+    (RankingHParams, 'id_embedding_dim', 0, 'expected >= 1, got 0'),
+    (RankingHParams, 'feature_embedding_dim', 0, 'expected >= 1, got 0'),
+    (RankingHParams, 'cross_layers', -1, 'expected >= 0, got -1'),
+    (RankingHParams, 'cross_projection_dim', -1, 'expected >= 0, got -1'),
+    (RankingHParams, 'hidden_units', '64,0',
+     "expected comma-separated positive integers, e.g. '256,64', got "
+     "'64,0'"),
+    (RankingHParams, 'hidden_units', 'wide',
+     "expected comma-separated positive integers, e.g. '256,64', got "
+     "'wide'"),
+    (RankingHParams, 'dropout', 1, 'expected in [0.0, 1.0), got 1.0'),
+    (RankingHParams, 'dropout', -0.2, 'expected in [0.0, 1.0), got -0.2'),
+    (RankingHParams, 'id_l2', -0.001, 'expected >= 0, got -0.001'),
+    (RankingHParams, 'id_l2_per_rating', -1, 'expected >= 0, got -1.0'),
+    (RankingHParams, 'relevance_weight', -1, 'expected >= 0, got -1.0'),
+    (RankingHParams, 'relevance_negatives', 0, 'expected >= 1, got 0'),
+    (RankingHParams, 'relevance_negatives_by', 'hard',
+     "expected one of 'uniform', 'popularity', got 'hard'"),
+    (RankingHParams, 'batch_size', 0, 'expected >= 1, got 0'),
+    (RankingHParams, 'learning_rate', -1, 'expected > 0.0, got -1.0'),
+    (RankingHParams, 'optimizer', 'sgdx',
+     "expected one of 'auto', 'adam', 'lazy_adam', got 'sgdx'"),
+    (RankingHParams, 'epochs', 0, 'expected >= 1, got 0'),
+    (RankingHParams, 'early_stopping_patience', -1, 'expected >= 0, got -1'),
+    (RankingHParams, 'validation_examples', -1, 'expected >= 0, got -1'),
+    (RankingHParams, 'refit_extra_epochs', -1, 'expected >= 0, got -1'),
+    (RankingHParams, 'refit_min_epochs', -2, 'expected >= 0, got -2'),
+    (RankingHParams, 'refit_min_eval_share', 2,
+     'expected in [0.0, 1.0], got 2.0'),
+    (RankingHParams, 'ensemble_size', 0, 'expected >= 1, got 0'),
+    (RankingHParams, 'seed', -1, 'expected in [0, 2147483647], got -1'),
+]
+
+
+@pytest.mark.parametrize(
+    'hparams_class, name, value, error', OUT_OF_RANGE,
+    ids=[f'{c.KIND}-{n}={v}' for c, n, v, _ in OUT_OF_RANGE])
+def test_a_value_out_of_range_is_refused_naming_field_value_and_range(
+    hparams_class, name, value, error):
+  with pytest.raises(ValueError) as raised:
+    hparams_class.from_config({name: value})
+
+  assert str(raised.value) == f'Hyper-parameter {name}: {error}'
+
+
+def test_every_range_is_tested():
+  tested = {(c.KIND, name) for c, name, _, _ in OUT_OF_RANGE}
+  assert tested == {(c.KIND, name) for c in HPARAMS_CLASSES
+                    for name in c.ALLOWED}
+
+
+@pytest.mark.parametrize('hparams_class, overrides', [
+    # The edges of each kind of range are inside it.
+    (RetrievalHParams, {'hidden_units': 0, 'early_stopping_patience': 0,
+                        'validation_examples': 0, 'history_max': 0,
+                        'refit_extra_epochs': 0, 'refit_min_epochs': 0,
+                        'refit_min_eval_share': 0, 'ensemble_size': 1,
+                        'seed': 0, 'negatives': 'catalogue',
+                        'optimizer': 'lazy_adam', 'batch_size': 1}),
+    (RetrievalHParams, {'refit_min_eval_share': 1, 'seed': 2**31 - 1}),
+    (RankingHParams, {'architecture': 'dcn', 'cross_layers': 0,
+                      'cross_projection_dim': 0, 'hidden_units': '',
+                      'dropout': 0, 'id_l2': 0, 'id_l2_per_rating': 0,
+                      'relevance_weight': 0, 'relevance_negatives': 1,
+                      'relevance_negatives_by': 'popularity',
+                      'optimizer': 'adam'}),
+    (RankingHParams, {'dropout': 0.99, 'hidden_units': '8'}),
+])
+def test_values_at_the_edges_of_their_range_are_accepted(hparams_class,
+                                                          overrides):
+  hparams = hparams_class.from_config(overrides)
+
+  for name, value in overrides.items():
+    assert getattr(hparams, name) == value
+
+
+def test_the_trainers_read_their_hparams_through_the_same_check():
+  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+
+  class FnArgs:
+    custom_config = {'hparams': {'architecture': 'foo'}}
+
+  with pytest.raises(ValueError, match=r"^Hyper-parameter architecture: "
+                     r"expected one of 'mlp', 'dcn', got 'foo'$"):
+    retrieval_trainer.read_hparams(FnArgs(), RankingHParams)

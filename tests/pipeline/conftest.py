@@ -12,7 +12,7 @@ def components_by_id(**kwargs):
   pipeline = pipeline_lib.create_pipeline(
       'p', '/tmp/root', '/tmp/data', configs.SCHEMA_PATH,
       configs.PREPROCESSING_FN, configs.RETRIEVAL_RUN_FN, '/tmp/serving',
-      ranking_run_fn=configs.RANKING_RUN_FN, **kwargs)
+      **{'ranking_run_fn': configs.RANKING_RUN_FN, **kwargs})
   return {c.id: c for c in pipeline.components}
 
 
