@@ -65,6 +65,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'error: data folder {data_dir} does not exist. Download ml-100k '
           'with `make data` (or pass --data-dir).', file=sys.stderr)
     return 2
+  from pipeline import fs_errors, run_lock  # pylint: disable=g-import-not-at-top
+  try:
+    fs_errors.check_output_dir(output_dir)
+  except fs_errors.OutputDirError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  try:
+    with run_lock.RunLock(output_dir):
+      return _run(args, data_dir, output_dir)
+  except run_lock.OutputDirBusy as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except Exception as e:  # pylint: disable=broad-except
+    line = fs_errors.describe(e)
+    if line is None or args.verbose:
+      raise
+    print(f'\nPipeline stopped: {line} (--verbose shows the traceback)',
+          file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace, data_dir: str, output_dir: str) -> int:
+  """The run itself, under the output folder's lock."""
 
   # Google client libraries warn at import about Python 3.10 and older
   # pinned dependencies; TFX 1.16 supports nothing newer, so it is noise.

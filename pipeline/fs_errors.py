@@ -10,6 +10,7 @@ exception chain and the messages are searched.
 """
 
 import errno
+import glob
 import os
 import re
 import tempfile
@@ -74,6 +75,11 @@ def check_output_dir(path: str) -> None:
   Raises:
     OutputDirError: naming the path and what to do.
   """
+  if glob.escape(path) != path:
+    raise OutputDirError(
+        f'--output-dir {path}: holds a glob character (*, ? or [); TFX '
+        'reads its artifacts through glob patterns, so pass a folder without '
+        'them')
   if os.path.exists(path) and not os.path.isdir(path):
     raise OutputDirError(f'--output-dir {path}: is a file; pass a folder '
                          '(it is created if missing)')

@@ -67,3 +67,11 @@ def test_a_writable_output_dir_is_created_and_left_clean(tmp_path):
   path = str(tmp_path / 'new' / 'outputs')
   fs_errors.check_output_dir(path)
   assert os.listdir(path) == []
+
+
+def test_an_output_dir_with_glob_characters_is_refused(tmp_path):
+  path = str(tmp_path / 'outputs [copy]')
+  with pytest.raises(fs_errors.OutputDirError, match=(
+      'holds a glob character')):
+    fs_errors.check_output_dir(path)
+  assert not os.path.exists(path)
