@@ -504,3 +504,21 @@ def test_help_and_usage_errors_answer_before_tensorflow_is_imported():
     assert 'argparse' in imported
     assert not [m for m in imported if m.split('.')[0] in (
         'tensorflow', 'grpc', 'numpy')]
+
+
+@pytest.mark.parametrize('variables, flags', [
+    ([], '--host 127.0.0.1 --port 8500'),
+    (['PORT=9100'], '--host 127.0.0.1 --port 9100'),
+    (['PORT=9100', 'SERVE_HOST=0.0.0.0'], '--host 0.0.0.0 --port 9100'),
+])
+def test_make_serve_binds_loopback_on_8500_unless_told(variables, flags):
+  # -n prints the commands without running them.
+  done = subprocess.run(
+      ['make', '-n', 'serve', 'OUTPUT_DIR=out', *variables], cwd=REPO_ROOT,
+      capture_output=True, text=True, timeout=60,
+      env={k: v for k, v in os.environ.items()
+           if k not in ('PORT', 'SERVE_HOST')})
+
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.splitlines()[-1].endswith(
+      f'-m serving.server --serving-dir out/serving {flags}')
