@@ -17,7 +17,7 @@ export TF_USE_LEGACY_KERAS := 1
 
 help:
 	@echo "make run        set up, download ml-100k if missing, run the local pipeline (DATASET=ml-1m|ml-20m|ml-25m for others)"
-	@echo "make serve      local gRPC server (TF Serving API) on $(OUTPUT_DIR)/serving, port 8500"
+	@echo "make serve      local gRPC server (TF Serving API) on $(OUTPUT_DIR)/serving, 127.0.0.1:8500 (PORT=, SERVE_HOST=)"
 	@echo "make test       set up and run every test (unit, integration and end-to-end)"
 	@echo "make test-fast  unit tests only (-m unit; tests/conftest.py says what each tier runs)"
 	@echo "make data       download $(DATASET) into $(DATA_DIR) if missing (DATASET=ml-1m|ml-20m|ml-25m)"
@@ -39,8 +39,11 @@ run: data
 	$(PY) runner_local.py --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR)
 
 # Development only; production serves the same folder with TF Serving.
+# `make serve PORT=8501`; SERVE_HOST=0.0.0.0 exposes it to the network.
+PORT ?= 8500
+SERVE_HOST ?= 127.0.0.1
 serve: setup
-	$(PY) -m serving.server --serving-dir $(OUTPUT_DIR)/serving --port 8500
+	$(PY) -m serving.server --serving-dir $(OUTPUT_DIR)/serving --host $(SERVE_HOST) --port $(PORT)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

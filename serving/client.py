@@ -17,8 +17,16 @@ Failures are raised as `ServingError` subclasses with a one-line message a
 user can act on: `ServerUnreachableError`, `ModelNotFoundError`,
 `ModelNotAvailableError`, `InvalidInputError`, `ServingTimeoutError`.
 
-The command line on top of it: `python -m serving.client --help` (see
-`serving/cli.py`).
+The command line at the end of this module is built on the same calls:
+`python -m serving.client --help`.
+
+Whether an id is known to a model is not part of the serving contracts, so
+the client asks the model itself: our models answer every id they do not
+know through one out-of-vocabulary path, the same as the empty id. A user
+whose answer equals the empty id's (same movies, same scores) gets the
+cold-start answer; a (user, movie) pair rated as (user, '') has a movie the
+model does not know. The reference rows travel in the same Predict request,
+so this works against any server with the contract, TF Serving included.
 """
 
 import os
@@ -33,7 +41,9 @@ if __name__ == '__main__':
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import re  # noqa: E402
 from typing import (Dict, List, Mapping, Optional, Sequence,  # noqa: E402
                     Tuple)
@@ -62,7 +72,14 @@ MOVIE_ID = 'movie_id'
 MOVIE_IDS = 'movie_ids'
 MOVIE_TITLES = 'movie_titles'
 SCORES = 'scores'
+RATINGS = 'ratings'  # Per movie, optional (the recommender has it).
 RATING = 'rating'
+# The id every model answers through its out-of-vocabulary path, as it
+# answers any id it does not know.
+UNKNOWN_ID = ''
+# Answers within this of the unknown id's are that answer: the reference
+# row is computed in the same batch, where only float rounding can differ.
+_SAME_ANSWER = dict(rtol=1e-5, atol=1e-6)
 
 _STATE_NAMES = dict(
     (v, k) for k, v in get_model_status_pb2.ModelVersionStatus.State.items())
@@ -113,25 +130,37 @@ class ServingTimeoutError(ServingError, TimeoutError):
 class Recommendation:
   movie_id: str
   title: str
-  score: float
+  score: float  # What the list is ordered by.
+  rating: Optional[float] = None  # Predicted rating, when the model has one.
 
 
 @dataclasses.dataclass(frozen=True)
 class UserRecommendations:
-  """A user's recommendations, best first, and the version that made them."""
+  """A user's recommendations, best first, and the version that made them.
+
+  `cold_start`: the model does not know the user and gave the answer it
+  gives every unknown user; None when the model cannot tell (it refuses
+  the unknown id).
+  """
   user_id: str
   items: List[Recommendation]
   model: str
   version: int
+  cold_start: Optional[bool] = False
 
 
 @dataclasses.dataclass(frozen=True)
 class Rating:
+  """A predicted rating; `unknown_user` / `unknown_movie`: the model does
+  not know that id and rated it as any unknown one (None when the model
+  cannot tell: it refuses the unknown id)."""
   user_id: str
   movie_id: str
   rating: float
   model: str
   version: int
+  unknown_user: Optional[bool] = False
+  unknown_movie: Optional[bool] = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +258,7 @@ class ServingClient:
 
     Args:
       user_ids: the users; an unknown id gets the model's answer for new
-        users.
+        users (`cold_start`).
       model: a model with the recommender contract (`recommender`, or
         `retrieval` for its 100 candidates).
       version: a served version; default the newest.
@@ -238,19 +267,39 @@ class ServingClient:
     Returns:
       One UserRecommendations per user id, in order. Padding the model
       returns when fewer movies are left (empty ids) is dropped.
+
+    Raises:
+      InvalidInputError: top_k is more than the K movies the model returns
+        per user (besides the errors of `predict`).
     """
     user_ids = self._ids(user_ids, 'user id')
     if top_k is not None and top_k < 1:
       raise InvalidInputError(f'top_k must be at least 1, got {top_k}')
-    answer = self.predict(model, {USER_ID: user_ids}, version=version)
+    # The last row is the unknown user's answer, to compare with.
+    answer, compared = self._predict_with_reference(
+        model, {USER_ID: user_ids}, {USER_ID: [UNKNOWN_ID]}, version)
     ids, titles, scores = (self._output(answer, name, 2) for name in (
         MOVIE_IDS, MOVIE_TITLES, SCORES))
+    ratings = answer.outputs.get(RATINGS)
+    if ratings is not None and ratings.shape != scores.shape:
+      ratings = None  # Not the per-movie ratings of this contract.
+    if top_k is not None and top_k > ids.shape[1]:
+      raise InvalidInputError(
+          f'model {answer.model!r} version {answer.version} returns '
+          f'{ids.shape[1]} movies per user, fewer than the {top_k} asked '
+          'for')
     results = []
     for row, user_id in enumerate(user_ids):
-      items = [Recommendation(_text(m), _text(t), float(s))
-               for m, t, s in zip(ids[row], titles[row], scores[row]) if m]
+      items = [
+          Recommendation(_text(ids[row, i]), _text(titles[row, i]),
+                         float(scores[row, i]),
+                         None if ratings is None else float(ratings[row, i]))
+          for i in range(ids.shape[1]) if ids[row, i]]
+      cold_start = bool(np.array_equal(ids[row], ids[-1]) and np.allclose(
+          scores[row], scores[-1], **_SAME_ANSWER)) if compared else None
       results.append(UserRecommendations(user_id, items[:top_k],
-                                         answer.model, answer.version))
+                                         answer.model, answer.version,
+                                         cold_start))
     return results
 
   def rate(self, user_ids: Sequence[str], movie_ids: Sequence[str],
@@ -259,7 +308,9 @@ class ServingClient:
     """Predicted ratings of (user_ids[i], movie_ids[i]) pairs.
 
     One user with several movies, or several users with one movie, are
-    paired with each of the others.
+    paired with each of the others. Each pair is also rated with the
+    unknown id in place of the user, then of the movie, in the same
+    request: a rating equal to one of those marks that id unknown.
     """
     user_ids = self._ids(user_ids, 'user id')
     movie_ids = self._ids(movie_ids, 'movie id')
@@ -271,11 +322,27 @@ class ServingClient:
       raise InvalidInputError(
           f'{len(user_ids)} user ids and {len(movie_ids)} movie ids: give '
           'one of each per pair, or one user (or movie) for all')
-    answer = self.predict(model, {USER_ID: user_ids, MOVIE_ID: movie_ids},
-                          version=version)
+    n = len(user_ids)
+    unknown = [UNKNOWN_ID] * n
+    # Rows n to 2n: each user with the unknown movie; 2n to 3n: the
+    # unknown user with each movie.
+    answer, compared = self._predict_with_reference(
+        model, {USER_ID: user_ids, MOVIE_ID: movie_ids},
+        {USER_ID: user_ids + unknown, MOVIE_ID: unknown + movie_ids},
+        version)
     ratings = self._output(answer, RATING, 1)
-    return [Rating(u, m, float(r), answer.model, answer.version)
-            for u, m, r in zip(user_ids, movie_ids, ratings)]
+    if compared:
+      as_unknown_movie = [bool(b) for b in np.isclose(
+          ratings[:n], ratings[n:2 * n], **_SAME_ANSWER)]
+      as_unknown_user = [bool(b) for b in np.isclose(
+          ratings[:n], ratings[2 * n:], **_SAME_ANSWER)]
+    else:
+      as_unknown_movie = as_unknown_user = [None] * n
+    return [Rating(u, m, float(r), answer.model, answer.version,
+                   user_unknown, movie_unknown)
+            for u, m, r, user_unknown, movie_unknown in zip(
+                user_ids, movie_ids, ratings[:n], as_unknown_user,
+                as_unknown_movie)]
 
   # --- The APIs ---
 
@@ -340,6 +407,25 @@ class ServingClient:
                          response.model_spec.version.value, signatures)
 
   # --- Helpers ---
+
+  def _predict_with_reference(self, model: str,
+                              inputs: Mapping[str, List[str]],
+                              reference: Mapping[str, List[str]],
+                              version: Optional[int]
+                             ) -> Tuple[Prediction, bool]:
+    """Predict on `inputs` with the `reference` rows appended to each input
+    (see the module doc), and whether they were: a model that refuses them
+    is asked again without, so that its answer or its own error comes
+    back."""
+    try:
+      return self.predict(model, {k: v + reference[k]
+                                  for k, v in inputs.items()},
+                          version=version), True
+    except (ServerUnreachableError, ServingTimeoutError, ModelNotFoundError,
+            ModelNotAvailableError):
+      raise
+    except ServingError:
+      return self.predict(model, inputs, version=version), False
 
   @staticmethod
   def _ids(ids: Sequence[str], what: str) -> List[str]:
@@ -444,6 +530,198 @@ def _unreachable_reason(details: str) -> str:
   return re.sub(r'\s+', ' ', details)[:200] or 'unavailable'
 
 
+# --- Command line ------------------------------------------------------------
+#
+#     python -m serving.client recommend --user 1 --user 2 [--top 10]
+#     python -m serving.client rate --user 1 --movie 50 [--movie 172 ...]
+#     python -m serving.client status [--model recommender]
+#     python -m serving.client metadata [--model recommender]
+#
+# Exit codes: 0; 1 for a failure (one line, `error: ...`, on stderr) and for
+# `status` when no version of the model is AVAILABLE, so scripts can wait
+# for a model with it; 2 for a bad command line (argparse's usage error);
+# 130 on Ctrl-C.
+
+# Movies per user that `recommend` shows without --top.
+DEFAULT_TOP = 10
+_DEFAULT_MODELS = {'recommend': RECOMMENDER,
+                   'rate': RANKING,
+                   'status': RECOMMENDER,
+                   'metadata': RECOMMENDER}
+
+
+def _positive_float(text: str) -> float:
+  value = float(text)
+  if value <= 0:
+    raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
+  return value
+
+
+def _non_negative_int(text: str) -> int:
+  value = int(text)
+  if value < 0:
+    raise argparse.ArgumentTypeError(f'must be >= 0, got {text}')
+  return value
+
+
+def _positive_int(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be >= 1, got {text}')
+  return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+  common = argparse.ArgumentParser(add_help=False)
+  common.add_argument('--address', default=DEFAULT_ADDRESS,
+                      help='TF Serving gRPC endpoint, HOST:PORT (default '
+                      '%(default)s)')
+  common.add_argument('--model', default=None,
+                      help='model name (default: recommender; ranking for '
+                      'rate)')
+  common.add_argument('--version', type=_non_negative_int, default=None,
+                      help='model version (default: the newest served)')
+  common.add_argument('--timeout', type=_positive_float,
+                      default=DEFAULT_TIMEOUT,
+                      help='seconds per call (default %(default)s)')
+  common.add_argument('--json', action='store_true',
+                      help='print JSON instead of text')
+
+  parser = argparse.ArgumentParser(
+      prog='python -m serving.client',
+      description='Query the served MovieLens models over TF Serving\'s '
+      'gRPC API (real TF Serving or python -m serving.server).')
+  commands = parser.add_subparsers(dest='command', required=True,
+                                   metavar='COMMAND')
+  recommend = commands.add_parser(
+      'recommend', parents=[common],
+      help='top movies for one or more users')
+  recommend.add_argument('--user', action='append', required=True,
+                         metavar='USER_ID', help='a user id (repeatable)')
+  recommend.add_argument('--top', type=_positive_int, default=None,
+                         help=f'movies per user (default {DEFAULT_TOP}, or '
+                         'all the model returns if fewer; more than it '
+                         'returns is an error)')
+  rate = commands.add_parser(
+      'rate', parents=[common],
+      help='predicted rating of (user, movie) pairs')
+  rate.add_argument('--user', action='append', required=True,
+                    metavar='USER_ID',
+                    help='a user id (repeatable; one user is paired with '
+                    'every movie)')
+  rate.add_argument('--movie', action='append', required=True,
+                    metavar='MOVIE_ID',
+                    help='a movie id (repeatable; one movie is paired with '
+                    'every user)')
+  commands.add_parser('status', parents=[common],
+                      help='versions of a model and their states')
+  commands.add_parser('metadata', parents=[common],
+                      help='signatures (inputs, outputs) of a model')
+  return parser
+
+
+def _shape(shape) -> str:
+  if shape is None:
+    return '[unknown rank]'
+  return '[' + ', '.join('None' if d is None else str(d) for d in shape) + ']'
+
+
+def _print_recommendations(answers: List[UserRecommendations]
+                          ) -> None:
+  for i, answer in enumerate(answers):
+    if i:
+      print()
+    cold_start = ', unknown user: cold-start answer' if (
+        answer.cold_start) else ''
+    print(f'user {answer.user_id} ({answer.model} version '
+          f'{answer.version}{cold_start}):')
+    if not answer.items:
+      print('  (no movie left to recommend)')
+    id_width = max([len(r.movie_id) for r in answer.items] + [1])
+    title_width = min(max([len(r.title) for r in answer.items] + [1]), 60)
+    for rank, item in enumerate(answer.items, 1):
+      rating = '' if item.rating is None else f'rating {item.rating:.2f}  '
+      print(f'  {rank:>3}. {item.movie_id:<{id_width}}  '
+            f'{item.title[:title_width]:<{title_width}}  {rating}'
+            f'score {item.score:.4f}')
+
+
+def _print_ratings(ratings: List[Rating]) -> None:
+  for r in ratings:
+    unknown = [what for what, is_unknown in (
+        ('unknown user: cold start', r.unknown_user),
+        ('unknown movie', r.unknown_movie)) if is_unknown]
+    note = f'  [{", ".join(unknown)}]' if unknown else ''
+    print(f'user {r.user_id}  movie {r.movie_id}  {r.rating:.3f}  '
+          f'({r.model} version {r.version}){note}')
+
+
+def _print_status(model: str,
+                  statuses: List[VersionStatus]) -> None:
+  for s in statuses:
+    error = (f' ({s.error_code}: {s.error_message})'
+             if s.error_code != 'OK' or s.error_message else '')
+    print(f'{model} version {s.version}: {s.state}{error}')
+
+
+def _print_metadata(metadata: ModelMetadata) -> None:
+  print(f'{metadata.model} version {metadata.version}')
+  for signature in metadata.signatures.values():
+    print(f'  signature {signature.name}')
+    for label, tensors in (('inputs', signature.inputs),
+                           ('outputs', signature.outputs)):
+      print(f'    {label}:')
+      for name, info in tensors.items():
+        print(f'      {name}: {info.dtype} {_shape(info.shape)}')
+
+
+def _print_json(value) -> None:
+  if isinstance(value, list):
+    value = [dataclasses.asdict(v) for v in value]
+  else:
+    value = dataclasses.asdict(value)
+  print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def run(args: argparse.Namespace) -> int:
+  """Runs one parsed command; ServingError propagates."""
+  model = args.model or _DEFAULT_MODELS[args.command]
+  with ServingClient(args.address, args.timeout) as client:
+    if args.command == 'recommend':
+      result = client.recommend(args.user, model, args.version, args.top)
+      if args.top is None:
+        result = [dataclasses.replace(r, items=r.items[:DEFAULT_TOP])
+                  for r in result]
+      show = _print_recommendations
+    elif args.command == 'rate':
+      result = client.rate(args.user, args.movie, model, args.version)
+      show = _print_ratings
+    elif args.command == 'status':
+      result = client.status(model, args.version)
+      show = lambda statuses: _print_status(model, statuses)  # noqa: E731
+    else:
+      result = client.metadata(model, args.version)
+      show = _print_metadata
+  if args.json:
+    _print_json(result)
+  else:
+    show(result)
+  if args.command == 'status' and not any(
+      s.state == 'AVAILABLE' for s in result):
+    return 1
+  return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return run(args)
+  except ServingError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    return 130
+
+
 if __name__ == '__main__':
-  from serving import cli
-  sys.exit(cli.main())
+  sys.exit(main())

@@ -32,38 +32,21 @@ folder: a new version is loaded fully (and warmed up, replaying its
 `assets.extra/tf_serving_warmup_requests` like TF Serving) before it is
 swapped in; a version that fails to load is logged and skipped, and the
 previous one keeps serving; versions deleted from disk or pushed out by
-newer ones are unloaded.
+newer ones are unloaded. A model folder without a version yet is not
+served (NOT_FOUND) while the other models are; real TF Serving, given that
+model in its config, opens no port until it has a version (see
+`serving/README.md`).
+
+Loading a version and converting its tensors are `serving.servables`; this
+module holds the gRPC services, the versions served and the command line.
+The command line is parsed before TensorFlow is imported, so `--help` and
+usage errors answer at once.
 """
 
+import argparse
 import os
-
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import functools  # noqa: E402
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from concurrent import futures  # noqa: E402
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
-
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow.core.framework import tensor_pb2  # noqa: E402
-from tensorflow.core.framework import types_pb2  # noqa: E402
-from tensorflow_serving.apis import get_model_metadata_pb2  # noqa: E402
-from tensorflow_serving.apis import get_model_status_pb2  # noqa: E402
-from tensorflow_serving.apis import model_pb2  # noqa: E402
-from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
-from tensorflow_serving.apis import predict_pb2  # noqa: E402
-from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
-
-from modules import retrieval_index  # noqa: E402
-from serving import warmup  # noqa: E402
+import sys
+from typing import Optional, Sequence
 
 DEFAULT_HOST = '127.0.0.1'
 DEFAULT_PORT = 8500
@@ -83,7 +66,82 @@ DEFAULT_THREADS = 8
 # requests still use every core through the inter-op pool.
 DEFAULT_INTER_OP_THREADS = 0
 DEFAULT_INTRA_OP_THREADS = 1
-DEFAULT_SIGNATURE = 'serving_default'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='python -m serving.server',
+      description='A local server with TF Serving\'s gRPC API '
+      '(PredictionService, ModelService) over the SavedModels of a serving '
+      'folder, for development and tests. Production: real TF Serving, see '
+      'serving/README.md.',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--serving-dir', required=True,
+                      help='folder of <model>/<version>/ SavedModels, e.g. '
+                      'outputs/serving')
+  parser.add_argument('--port', type=int, default=DEFAULT_PORT,
+                      help='gRPC port (0: any free port)')
+  parser.add_argument('--host', default=DEFAULT_HOST,
+                      help='address to bind (0.0.0.0 exposes the server to '
+                      'the network)')
+  parser.add_argument('--poll-seconds', type=float,
+                      default=DEFAULT_POLL_SECONDS,
+                      help='how often to look for new versions')
+  parser.add_argument('--num-versions', type=int,
+                      default=DEFAULT_NUM_VERSIONS,
+                      help='newest versions served per model (0: all)')
+  parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
+                      help='gRPC worker threads')
+  parser.add_argument('--inter-op-threads', type=int,
+                      default=DEFAULT_INTER_OP_THREADS,
+                      help='TensorFlow inter-op threads (0: one per core); '
+                      "TF Serving's --tensorflow_inter_op_parallelism")
+  parser.add_argument('--intra-op-threads', type=int,
+                      default=DEFAULT_INTRA_OP_THREADS,
+                      help='TensorFlow intra-op threads (0: one per core; '
+                      'default 1: kernels run in the calling thread); '
+                      "TF Serving's --tensorflow_intra_op_parallelism")
+  args = parser.parse_args(argv)
+  if not 0 <= args.port <= 65535:
+    parser.error(f'--port must be 0..65535, got {args.port}')
+  if args.poll_seconds <= 0:
+    parser.error('--poll-seconds must be > 0')
+  if args.num_versions < 0:
+    parser.error('--num-versions must be >= 0')
+  if args.threads < 1:
+    parser.error('--threads must be >= 1')
+  if args.inter_op_threads < 0 or args.intra_op_threads < 0:
+    parser.error('--inter-op-threads and --intra-op-threads must be >= 0')
+  return args
+
+
+if __name__ == '__main__':
+  # `python -m serving.server`: the imports below load TensorFlow (seconds,
+  # and its log lines); --help and a bad command line need none of it.
+  _ARGS = parse_args()
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent import futures  # noqa: E402
+from typing import Dict, List, Tuple  # noqa: E402
+
+import grpc  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import get_model_metadata_pb2  # noqa: E402
+from tensorflow_serving.apis import get_model_status_pb2  # noqa: E402
+from tensorflow_serving.apis import model_pb2  # noqa: E402
+from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
+
+from serving.servables import LoadedVersion  # noqa: E402
+from serving.servables import ServingError  # noqa: E402
+from serving.servables import load_version  # noqa: E402
+
 SIGNATURE_DEF_FIELD = 'signature_def'
 # TF Serving accepts messages up to 2 GiB; so does this server.
 _GRPC_OPTIONS = (('grpc.max_receive_message_length', -1),
@@ -91,351 +149,8 @@ _GRPC_OPTIONS = (('grpc.max_receive_message_length', -1),
                  ('grpc.so_reuseport', 0))
 
 _State = get_model_status_pb2.ModelVersionStatus.State
-_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 _LOG = logging.getLogger('serving.server')  # Not __main__ under -m.
-
-
-class ServingError(Exception):
-  """An error for the caller: a gRPC status code and a message."""
-
-  def __init__(self, code: grpc.StatusCode, message: str):
-    super().__init__(message)
-    self.code = code
-    self.message = message
-
-
-# --- One loaded version ------------------------------------------------------
-
-
-def _shape_text(shape: tf.TensorShape) -> str:
-  if shape.rank is None:
-    return 'any shape'
-  dims = ', '.join('None' if d is None else str(d) for d in shape.as_list())
-  return f'shape [{dims}] (rank {shape.rank})'
-
-
-def _dtype_name(enum: int) -> str:
-  try:
-    return tf.dtypes.as_dtype(enum).name
-  except TypeError:
-    return f'dtype {types_pb2.DataType.Name(enum)}' if enum in (
-        types_pb2.DataType.values()) else f'dtype #{enum}'
-
-
-def _compatible(expected: Optional[Tuple[Optional[int], ...]],
-                dims: Optional[List[int]]) -> bool:
-  """Whether dims (None: unknown rank) fit a signature's expected dims."""
-  if expected is None or dims is None:
-    return True
-  return len(expected) == len(dims) and all(
-      e is None or e == d for e, d in zip(expected, dims))
-
-
-# Output dtypes (DataType enums) whose TensorProto.tensor_content is the
-# numpy buffer as is.
-_RAW_DTYPES = frozenset(tf.dtypes.as_dtype(d).as_datatype_enum for d in (
-    'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
-    'uint8', 'uint16', 'uint32', 'uint64', 'bool', 'complex64',
-    'complex128'))
-
-
-def to_tensor(proto: tensor_pb2.TensorProto) -> tf.Tensor:
-  """A request's TensorProto as an eager tensor.
-
-  The common case, a vector of strings (ids, serialized Examples) sent as
-  `string_val`, goes straight to `tf.constant`, three times cheaper than
-  through numpy; everything else through `tf.make_ndarray`.
-
-  Raises:
-    ValueError, TypeError: the proto is inconsistent (values vs shape).
-  """
-  dims = proto.tensor_shape.dim
-  if (proto.dtype == types_pb2.DT_STRING and not proto.tensor_content and
-      len(dims) == 1 and dims[0].size == len(proto.string_val)):
-    return tf.constant(list(proto.string_val), dtype=tf.string)
-  return tf.constant(tf.make_ndarray(proto))
-
-
-def fill_tensor_proto(proto: tensor_pb2.TensorProto,
-                      tensor: tf.Tensor) -> None:
-  """Writes an output tensor into an (empty) response TensorProto in place.
-
-  Strings go to `string_val` and numbers to `tensor_content`, as
-  `tf.make_tensor_proto` writes them, without its per-element Python loop
-  (a fifth of its cost for the retrieval model's 3 x 100 outputs), and
-  without copying the proto into the response afterwards.
-  """
-  # The dtype as its enum and the shape from numpy: comparing DTypes and
-  # building a TensorShape cost more than the copy for small outputs.
-  dtype = tensor.dtype.as_datatype_enum
-  value = tensor.numpy()
-  if dtype == types_pb2.DT_STRING:
-    proto.dtype = dtype
-    if isinstance(value, bytes):  # A scalar.
-      proto.string_val.append(value)
-    else:
-      proto.string_val.extend(value.ravel().tolist())
-  elif dtype in _RAW_DTYPES:
-    proto.dtype = dtype
-    proto.tensor_content = np.ascontiguousarray(value).tobytes()
-  else:
-    proto.CopyFrom(tf.make_tensor_proto(value))
-    return
-  for size in np.shape(value):
-    proto.tensor_shape.dim.add(size=size)
-
-
-# The signature call without its Python wrapping. A loaded signature,
-# `function(**inputs)`, binds the keyword arguments, flattens them and maps
-# each of the function's captured inputs (63 for the retrieval model)
-# through a distribution-strategy check, on every call: 0.35 ms of Python,
-# holding the GIL, of a 1 ms call. `ConcreteFunction._call_flat(function,
-# flat_inputs, captured_inputs)` runs the same function on the same tensors
-# and returns the same structured outputs. It is private TensorFlow API
-# (TensorFlow is pinned in requirements.lock), so it is used only when
-# present and, per signature, only after giving the same answer as the
-# public call at load (`LoadedVersion.check_fast_calls`).
-try:
-  from tensorflow.python.eager.polymorphic_function import (  # noqa: E402
-      concrete_function as _concrete_function)
-  _CALL_FLAT = _concrete_function.ConcreteFunction._call_flat
-except (ImportError, AttributeError):  # Another TensorFlow: public path.
-  _CALL_FLAT = None
-
-
-def _flat_call_order(function, input_names: Sequence[str]
-                    ) -> Tuple[Optional[Tuple[str, ...]], List]:
-  """(input names in the function's flat argument order, its captured
-  inputs), or (None, []) when the fast call does not apply."""
-  if _CALL_FLAT is None:
-    return None, []
-  try:
-    captured = list(function.captured_inputs)
-    placeholders = function.inputs[:len(function.inputs) - len(captured)]
-    order = tuple(t.name.split(':')[0] for t in placeholders)
-  except (AttributeError, TypeError):
-    return None, []
-  if sorted(order) != sorted(input_names):
-    return None, []
-  return order, captured
-
-
-@dataclasses.dataclass(frozen=True)
-class Signature:
-  """One signature of a loaded version, ready to call."""
-  name: str
-  function: tf.types.experimental.ConcreteFunction
-  inputs: Mapping[str, tf.TensorSpec]
-  output_names: Tuple[str, ...]
-  # See _CALL_FLAT: the flat argument order and captured inputs of the fast
-  # call; None: call `function(**arguments)`.
-  flat_order: Optional[Tuple[str, ...]] = None
-  captured: List = dataclasses.field(default_factory=list)
-
-  @classmethod
-  def of(cls, name: str, function) -> 'Signature':
-    inputs = dict(function.structured_input_signature[1])
-    order, captured = _flat_call_order(function, list(inputs))
-    return cls(name, function, inputs,
-               tuple(sorted(function.structured_outputs)), order, captured)
-
-  def call(self, arguments: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Runs the signature: output name -> tensor."""
-    if self.flat_order is not None:
-      return _CALL_FLAT(self.function,
-                        [arguments[n] for n in self.flat_order],
-                        self.captured)
-    return self.function(**arguments)
-
-  def arguments(self, inputs: Mapping[str, tensor_pb2.TensorProto]
-               ) -> Dict[str, tf.Tensor]:
-    """The request's input tensors, checked against the signature.
-
-    Raises:
-      ServingError: INVALID_ARGUMENT, naming the input and what it expects.
-    """
-    missing = sorted(set(self.inputs) - set(inputs))
-    extra = sorted(set(inputs) - set(self.inputs))
-    if missing or extra:
-      problems = ([f'missing input(s) {", ".join(missing)}'] if missing
-                  else []) + ([f'unexpected input(s) {", ".join(extra)}']
-                              if extra else [])
-      raise ServingError(
-          grpc.StatusCode.INVALID_ARGUMENT,
-          f'{"; ".join(problems)}: signature {self.name!r} takes '
-          f'{self._describe_inputs()}')
-    arguments = {}
-    for name, spec in self.inputs.items():
-      proto = inputs[name]
-      if proto.dtype != spec.dtype.as_datatype_enum:
-        raise ServingError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f'input {name!r} must be {spec.dtype.name}, got '
-            f'{_dtype_name(proto.dtype)}')
-      dims = (None if proto.tensor_shape.unknown_rank else
-              [d.size for d in proto.tensor_shape.dim])
-      if not _compatible(self.input_dims[name], dims):
-        raise ServingError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f'input {name!r} must have {_shape_text(spec.shape)}, got '
-            f'{_shape_text(tf.TensorShape(dims))}')
-      try:
-        arguments[name] = to_tensor(proto)
-      except (ValueError, TypeError) as e:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f'input {name!r} is malformed: {e}') from e
-    return arguments
-
-  @functools.cached_property
-  def input_dims(self) -> Dict[str, Optional[Tuple[Optional[int], ...]]]:
-    """Input name -> its dims (None unknown), or None for any shape."""
-    return {name: (None if spec.shape.rank is None else
-                   tuple(spec.shape.as_list()))
-            for name, spec in self.inputs.items()}
-
-  def _describe_inputs(self) -> str:
-    return ', '.join(f'{name} ({spec.dtype.name}, {_shape_text(spec.shape)})'
-                     for name, spec in sorted(self.inputs.items()))
-
-
-class LoadedVersion:
-  """One version of a model, loaded once, its signatures ready to call."""
-
-  def __init__(self, model_name: str, version: int, path: str,
-               saved_model, signature_defs: Mapping[str, object]):
-    self.model_name = model_name
-    self.version = version
-    self.path = path
-    self._saved_model = saved_model  # Keeps the variables alive.
-    self.signatures = {name: Signature.of(name, function)
-                       for name, function in saved_model.signatures.items()}
-    self.signature_def_map = get_model_metadata_pb2.SignatureDefMap()
-    for name, signature_def in signature_defs.items():
-      self.signature_def_map.signature_def[name].CopyFrom(signature_def)
-    self.warmup_requests = 0
-
-  def check_fast_calls(self) -> None:
-    """Keeps a signature's fast call only if it answers a request derived
-    from the signature exactly as the public call does (which also warms
-    every signature up)."""
-    for name, signature in list(self.signatures.items()):
-      if signature.flat_order is None:
-        continue
-      same = False
-      if name in self.signature_def_map.signature_def:
-        [request] = warmup.requests_for_signature(
-            self.signature_def_map.signature_def[name], self.model_name, name)
-        # Different values per input, so that swapped inputs would show.
-        for i, key in enumerate(sorted(request.inputs)):
-          values = request.inputs[key].string_val
-          if i % 2 and len(values) > 1:
-            values[:] = list(values)[::-1]
-        try:
-          arguments = signature.arguments(request.inputs)
-          expected = signature.function(**arguments)
-          got = signature.call(arguments)
-          same = sorted(got) == sorted(expected) and all(
-              np.array_equal(got[k].numpy(), expected[k].numpy())
-              for k in expected)
-        except Exception:  # Unverifiable: keep the public call.
-          same = False
-      if not same:
-        self.signatures[name] = dataclasses.replace(signature,
-                                                    flat_order=None)
-
-  def model_spec(self, signature_name: str = '') -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=self.model_name,
-                               signature_name=signature_name)
-    spec.version.value = self.version
-    return spec
-
-  def predict(self, request: predict_pb2.PredictRequest
-             ) -> predict_pb2.PredictResponse:
-    """Runs a signature on the request's inputs.
-
-    Raises:
-      ServingError: FAILED_PRECONDITION for an unknown signature (as TF
-        Serving), INVALID_ARGUMENT for bad inputs or output_filter, the
-        TensorFlow error's own code when the model fails.
-    """
-    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    signature = self.signatures.get(name)
-    if signature is None:
-      raise ServingError(
-          grpc.StatusCode.FAILED_PRECONDITION,
-          f'Serving signature key "{name}" not found (model '
-          f'{self.model_name!r} version {self.version} has: '
-          f'{", ".join(sorted(self.signatures))})')
-    output_names = signature.output_names
-    if request.output_filter:
-      output_names = tuple(request.output_filter)
-      duplicates = sorted({n for n in output_names
-                           if output_names.count(n) > 1})
-      if duplicates:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f'duplicate output tensor alias: {duplicates[0]}')
-      unknown = [n for n in output_names if n not in signature.output_names]
-      if unknown:
-        raise ServingError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f'output_filter: no output {", ".join(map(repr, unknown))} in '
-            f'signature {name!r} (outputs: '
-            f'{", ".join(signature.output_names)})')
-    arguments = signature.arguments(request.inputs)
-    try:
-      outputs = signature.call(arguments)
-    except tf.errors.OpError as e:
-      raise ServingError(_STATUS_CODES.get(e.error_code,
-                                           grpc.StatusCode.UNKNOWN),
-                         e.message.split('\n')[0]) from e
-    response = predict_pb2.PredictResponse()
-    response.model_spec.name = self.model_name
-    response.model_spec.version.value = self.version
-    response.model_spec.signature_name = name
-    for output in output_names:
-      fill_tensor_proto(response.outputs[output], outputs[output])
-    return response
-
-
-def load_version(path: str, model_name: str, version: int) -> LoadedVersion:
-  """Loads a SavedModel version folder and warms it up.
-
-  The warm-up file (`serving.warmup.WARMUP_FILE`), when present, is
-  replayed as TF Serving does, and a failing request fails the load. When
-  absent, requests derived from `serving_default` are replayed instead; if
-  those fail, only a warning is logged.
-
-  Raises:
-    ServingError, ValueError, tf.errors.OpError...: the version cannot load.
-  """
-  signature_defs = warmup.read_signature_defs(path)
-  # A retrieval servable with a ScaNN index needs ScaNN's custom ops.
-  retrieval_index.load_custom_ops(path)
-  loaded = LoadedVersion(model_name, version, path,
-                         tf.saved_model.load(path, tags=[warmup.SERVE_TAG]),
-                         signature_defs)
-  loaded.check_fast_calls()
-  requests = warmup.read_warmup_requests(path)
-  if requests:
-    for i, request in enumerate(requests):
-      try:
-        loaded.predict(request)
-      except ServingError as e:
-        raise ServingError(
-            e.code, f'warm-up request {i + 1} of {warmup.WARMUP_FILE} '
-            f'failed: {e.message}') from e
-    loaded.warmup_requests = len(requests)
-  elif DEFAULT_SIGNATURE in signature_defs:
-    try:
-      for request in warmup.requests_for_signature(
-          signature_defs[DEFAULT_SIGNATURE], model_name):
-        loaded.predict(request)
-    except Exception as e:  # Optional: the version serves all the same.
-      _LOG.warning('%s version %d: could not warm up %s: %s', model_name,
-                   version, DEFAULT_SIGNATURE,
-                   getattr(e, 'message', None) or e)
-  return loaded
 
 
 # --- The served models -------------------------------------------------------
@@ -798,54 +513,7 @@ class LocalServer:
         _LOG.exception('Polling %s failed', self.registry.serving_dir)
 
 
-# --- Command line ------------------------------------------------------------
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
-      prog='python -m serving.server',
-      description='A local server with TF Serving\'s gRPC API '
-      '(PredictionService, ModelService) over the SavedModels of a serving '
-      'folder, for development and tests. Production: real TF Serving, see '
-      'serving/README.md.',
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--serving-dir', required=True,
-                      help='folder of <model>/<version>/ SavedModels, e.g. '
-                      'outputs/serving')
-  parser.add_argument('--port', type=int, default=DEFAULT_PORT,
-                      help='gRPC port (0: any free port)')
-  parser.add_argument('--host', default=DEFAULT_HOST,
-                      help='address to bind (0.0.0.0 exposes the server to '
-                      'the network)')
-  parser.add_argument('--poll-seconds', type=float,
-                      default=DEFAULT_POLL_SECONDS,
-                      help='how often to look for new versions')
-  parser.add_argument('--num-versions', type=int,
-                      default=DEFAULT_NUM_VERSIONS,
-                      help='newest versions served per model (0: all)')
-  parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
-                      help='gRPC worker threads')
-  parser.add_argument('--inter-op-threads', type=int,
-                      default=DEFAULT_INTER_OP_THREADS,
-                      help='TensorFlow inter-op threads (0: one per core); '
-                      "TF Serving's --tensorflow_inter_op_parallelism")
-  parser.add_argument('--intra-op-threads', type=int,
-                      default=DEFAULT_INTRA_OP_THREADS,
-                      help='TensorFlow intra-op threads (0: one per core; '
-                      'default 1: kernels run in the calling thread); '
-                      "TF Serving's --tensorflow_intra_op_parallelism")
-  args = parser.parse_args(argv)
-  if not 0 <= args.port <= 65535:
-    parser.error(f'--port must be 0..65535, got {args.port}')
-  if args.poll_seconds <= 0:
-    parser.error('--poll-seconds must be > 0')
-  if args.num_versions < 0:
-    parser.error('--num-versions must be >= 0')
-  if args.threads < 1:
-    parser.error('--threads must be >= 1')
-  if args.inter_op_threads < 0 or args.intra_op_threads < 0:
-    parser.error('--inter-op-threads and --intra-op-threads must be >= 0')
-  return args
+# --- Running it ------------------------------------------------------------
 
 
 def _log_to_stderr() -> None:
@@ -862,8 +530,11 @@ def _interrupt(signum, frame):
   raise KeyboardInterrupt
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  args = parse_args(argv)
+def main(argv: Optional[Sequence[str]] = None,
+         args: Optional[argparse.Namespace] = None) -> int:
+  """Runs the server until Ctrl-C or SIGTERM; `args` is `argv` parsed."""
+  if args is None:
+    args = parse_args(argv)
   _log_to_stderr()
   # Before anything runs a TensorFlow op; 0 keeps TensorFlow's default.
   tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
@@ -892,4 +563,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(main(args=_ARGS))

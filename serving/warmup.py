@@ -7,8 +7,9 @@ when it loads a version it replays the requests found in
 `<version>/assets.extra/tf_serving_warmup_requests`, a TFRecord file of
 `PredictionLog`s, before the version answers any request (see
 https://www.tensorflow.org/tfx/serving/saved_model_warmup). A warm-up
-request that fails makes the whole version fail to load, so
-`check_warmup_requests` replays them before a version is pushed.
+request that fails makes the whole version fail to load, so the pusher
+replays them (`serving.servables.check_warmup_requests`) before a version
+is pushed.
 
 The requests are derived from the model's signature alone, so one function
 serves every model we push: each input gets a batch of `len(string_values)`
@@ -16,7 +17,8 @@ values; string inputs get an id that exists in MovieLens (`'1'`) and the
 empty string, the out-of-vocabulary path our models answer for unknown ids;
 numbers get zeros, booleans False.
 
-Plain TensorFlow and TF Serving protos, no TFX.
+Plain TensorFlow and TF Serving protos, no TFX, and nothing that loads a
+model: writing and reading the requests needs only `saved_model.pb`.
 """
 
 import os
@@ -39,10 +41,6 @@ SERVE_TAG = 'serve'
 # A MovieLens id (user 1 and movie 1 exist in ml-100k) and the empty string,
 # which our models answer through their out-of-vocabulary path.
 DEFAULT_STRING_VALUES = (b'1', b'')
-
-
-class WarmupError(RuntimeError):
-  """The model cannot answer its own warm-up requests."""
 
 
 def read_signature_defs(saved_model_dir: str
@@ -182,22 +180,3 @@ def read_warmup_requests(saved_model_dir: str
                        f'supported, got {log.WhichOneof("log_type")}')
     requests.append(log.predict_log.request)
   return requests
-
-
-def check_warmup_requests(saved_model_dir: str, model_name: str) -> int:
-  """Loads the SavedModel and replays its warm-up file, as TF Serving would.
-
-  Returns:
-    The number of requests replayed.
-
-  Raises:
-    WarmupError: the model cannot be loaded or fails a warm-up request
-      (TF Serving would refuse to load this version).
-  """
-  from serving import server  # Lazy: the server module loads SavedModels.
-  try:
-    loaded = server.load_version(saved_model_dir, model_name, version=0)
-  except Exception as e:
-    raise WarmupError(f'{saved_model_dir}: TF Serving could not load this '
-                      f'model: {e}') from e
-  return loaded.warmup_requests

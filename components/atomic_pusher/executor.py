@@ -37,7 +37,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from serving import warmup
+from serving import servables, warmup
 
 _PUSHED_DESTINATION_KEY = 'pushed_destination'
 _PUSHED_VERSION_KEY = 'pushed_version'
@@ -69,11 +69,11 @@ def add_warmup_requests(model_dir: str, model_name: str) -> str:
 
   Raises:
     ValueError: the SavedModel has no `serving_default` signature.
-    serving.warmup.WarmupError: the model cannot answer the requests, so
+    serving.servables.WarmupError: the model cannot answer the requests, so
       TF Serving would refuse to load it.
   """
   path = warmup.write_warmup_requests(model_dir, model_name)
-  count = warmup.check_warmup_requests(model_dir, model_name)
+  count = servables.check_warmup_requests(model_dir, model_name)
   logging.info('Wrote and replayed %d warm-up request(s): %s', count, path)
   return path
 

@@ -18,7 +18,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.atomic_pusher import AtomicPusher, executor
-from serving import warmup
+from serving import servables, warmup
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +166,7 @@ def test_a_model_that_fails_its_warmup_is_not_pushed(
     tmp_path, fixed_clock, push):
   base = tmp_path / 'serving'
 
-  with pytest.raises(warmup.WarmupError, match='TF Serving could not load '
+  with pytest.raises(servables.WarmupError, match='TF Serving could not load '
                      'this model: warm-up request 1'):
     push(base, model='numeric')
 

@@ -12,7 +12,8 @@ computed by hand:
   user '2'            -1    3    2    1   -3    20 30 40
   unknown              3   -1    2   -3    1    10 30 50
 
-The recommender returns the top 2 of the same scores. Version 2 of the
+The recommender returns the top 2 of the same scores, with the predicted
+rating 2.5 + score / 2 per movie (user '1': 30 -> 4.0, 10 -> 3.5). Version 2 of the
 retrieval model (`RETRIEVAL_V2`) negates the user vectors, so user '1' gets
 [-2, -1]: scores -2 -1 -3 2 1, top 3: 40 50 20.
 
@@ -47,13 +48,16 @@ RETRIEVAL_TOP3 = {'1': (['30', '10', '20'], [3., 2., 1.]),
 RETRIEVAL_V2_TOP3 = {'1': (['40', '50', '20'], [2., 1., -1.])}
 RECOMMENDER_TOP2 = {k: (ids[:2], scores[:2])
                     for k, (ids, scores) in RETRIEVAL_TOP3.items()}
+RECOMMENDER_RATINGS = {k: [2.5 + s / 2 for s in scores]
+                       for k, (_, scores) in RECOMMENDER_TOP2.items()}
 RATINGS = {('1', '10'): 4.5, ('2', '20'): 2.25, ('1', '99'): 3.5,
            ('x', 'y'): 3.0}
 
 RETRIEVAL, RANKING, RECOMMENDER = 'retrieval', 'ranking', 'recommender'
 RETRIEVAL_V2 = 'retrieval_v2'
-# A model whose serving_default cannot answer the empty string.
+# Models whose serving_default cannot answer the empty string.
 NUMERIC_IDS = 'numeric_ids'
+NUMERIC_RANKING = 'numeric_ranking'  # rating = user id + movie id.
 
 
 def _table(keys, default):
@@ -64,11 +68,13 @@ def _table(keys, default):
 
 
 class TinyRecommender(tf.Module):
-  """The retrieval / recommender contract: user_id -> top K movies."""
+  """The retrieval / recommender contract: user_id -> top K movies (and
+  their predicted ratings, for the recommender)."""
 
-  def __init__(self, k, sign=1.0):
+  def __init__(self, k, sign=1.0, with_ratings=False):
     super().__init__()
     self._k = k
+    self._with_ratings = with_ratings
     self.users = _table(USER_VECTORS, len(USER_VECTORS))
     self.user_vectors = tf.Variable(
         sign * np.array(list(USER_VECTORS.values()) + [UNKNOWN_USER_VECTOR],
@@ -81,9 +87,12 @@ class TinyRecommender(tf.Module):
     query = tf.gather(self.user_vectors, self.users.lookup(user_id))
     scores = tf.matmul(query, self.movie_vectors, transpose_b=True)
     top_scores, rows = tf.math.top_k(scores, k=self._k)
-    return {'movie_ids': tf.gather(self.movie_ids, rows),
-            'movie_titles': tf.gather(self.movie_titles, rows),
-            'scores': top_scores}
+    outputs = {'movie_ids': tf.gather(self.movie_ids, rows),
+               'movie_titles': tf.gather(self.movie_titles, rows),
+               'scores': top_scores}
+    if self._with_ratings:
+      outputs['ratings'] = 2.5 + top_scores / 2
+    return outputs
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
                                                name='user_id')])
@@ -126,19 +135,31 @@ class NumericIds(tf.Module):
     return {'scores': tf.strings.to_number(user_id)}
 
 
+class NumericRanking(tf.Module):
+  """The ranking contract with ids parsed as numbers: no unknown id."""
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name='user_id'),
+      tf.TensorSpec([None], tf.string, name='movie_id')])
+  def serve(self, user_id, movie_id):
+    return {'rating': tf.strings.to_number(user_id) +
+                      tf.strings.to_number(movie_id)}
+
+
 def save_model(name, export_dir):
   """Saves one of the fixture models into export_dir."""
   if name in (RETRIEVAL, RETRIEVAL_V2, RECOMMENDER):
     module = TinyRecommender(k=2 if name == RECOMMENDER else 3,
-                             sign=-1.0 if name == RETRIEVAL_V2 else 1.0)
+                             sign=-1.0 if name == RETRIEVAL_V2 else 1.0,
+                             with_ratings=name == RECOMMENDER)
     signatures = {'serving_default': module.serve.get_concrete_function(),
                   'serving_examples':
                       module.serve_examples.get_concrete_function()}
   elif name == RANKING:
     module = TinyRanking()
     signatures = {'serving_default': module.serve.get_concrete_function()}
-  elif name == NUMERIC_IDS:
-    module = NumericIds()
+  elif name in (NUMERIC_IDS, NUMERIC_RANKING):
+    module = NumericIds() if name == NUMERIC_IDS else NumericRanking()
     signatures = {'serving_default': module.serve.get_concrete_function()}
   else:
     raise ValueError(name)
@@ -150,7 +171,8 @@ def model_store(tmp_path_factory):
   """name -> a saved copy of each fixture model (saved once per session)."""
   root = tmp_path_factory.mktemp('saved_models')
   paths = {}
-  for name in (RETRIEVAL, RETRIEVAL_V2, RANKING, RECOMMENDER, NUMERIC_IDS):
+  for name in (RETRIEVAL, RETRIEVAL_V2, RANKING, RECOMMENDER, NUMERIC_IDS,
+               NUMERIC_RANKING):
     paths[name] = str(root / name)
     save_model(name, paths[name])
   return paths

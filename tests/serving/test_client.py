@@ -32,10 +32,11 @@ def client(local_server):
     yield client
 
 
-def _expected(top, user):
+def _expected(top, user, ratings=None):
   ids, scores = top[user]
-  return [Recommendation(m, conftest.MOVIE_TITLES[m], s)
-          for m, s in zip(ids, scores)]
+  ratings = ratings[user] if ratings else [None] * len(ids)
+  return [Recommendation(m, conftest.MOVIE_TITLES[m], s, r)
+          for m, s, r in zip(ids, scores, ratings)]
 
 
 def _free_port():
@@ -52,8 +53,29 @@ def test_recommend_for_many_users_defaults_to_the_recommender(client):
 
   assert [a.user_id for a in answers] == ['1', '2', 'new-user']
   assert [a.items for a in answers] == [
-      _expected(conftest.RECOMMENDER_TOP2, u) for u in ('1', '2', 'new-user')]
+      _expected(conftest.RECOMMENDER_TOP2, u, conftest.RECOMMENDER_RATINGS)
+      for u in ('1', '2', 'new-user')]
   assert {(a.model, a.version) for a in answers} == {(RECOMMENDER, 1)}
+  # 'new-user' gets the answer of the unknown id, as the model knows only
+  # users '1' and '2'.
+  assert [a.cold_start for a in answers] == [False, False, True]
+
+
+def test_a_cold_start_answer_is_told_apart_on_every_model(client):
+  [known, unknown] = client.recommend(['2', 'someone-new'], model=RETRIEVAL)
+
+  assert (known.cold_start, unknown.cold_start) == (False, True)
+  # The retrieval contract has no ratings.
+  assert unknown.items == _expected(conftest.RETRIEVAL_TOP3, 'new-user')
+
+
+def test_top_k_above_what_the_model_returns_is_refused(client):
+  with pytest.raises(InvalidInputError) as raised:
+    client.recommend(['1'], top_k=3)  # The recommender returns 2.
+
+  assert str(raised.value) == (
+      "model 'recommender' version 1 returns 2 movies per user, fewer than "
+      'the 3 asked for')
 
 
 def test_recommend_from_another_model_version_and_top_k(client):
@@ -69,9 +91,15 @@ def test_rate_pairs_and_one_user_against_many_movies(client):
   ratings = client.rate([u for u, _ in pairs], [m for _, m in pairs])
   one_user = client.rate(['1'], ['10', '99'])
 
-  assert ratings == [Rating(u, m, r, RANKING, 1)
-                     for (u, m), r in conftest.RATINGS.items()]
-  assert [r.rating for r in one_user] == [4.5, 3.5]
+  # The ranking model knows users '1', '2' and movies '10', '20'.
+  assert ratings == [
+      Rating('1', '10', 4.5, RANKING, 1),
+      Rating('2', '20', 2.25, RANKING, 1),
+      Rating('1', '99', 3.5, RANKING, 1, unknown_movie=True),
+      Rating('x', 'y', 3.0, RANKING, 1, unknown_user=True,
+             unknown_movie=True)]
+  assert [(r.rating, r.unknown_user, r.unknown_movie) for r in one_user] == [
+      (4.5, False, False), (3.5, False, True)]
 
 
 def test_predict_returns_the_raw_outputs(client):
@@ -177,6 +205,18 @@ def test_a_model_with_another_contract_is_named(model_store, tmp_path):
       f"model 'other' version 1 on {server.address} does not answer as "
       "expected: output 'movie_ids' of rank 2 missing (it returned scores); "
       'wrong --model?')
+
+
+def test_a_model_that_refuses_the_unknown_id_cannot_tell_it(model_store,
+                                                             tmp_path):
+  conftest.install(model_store, conftest.NUMERIC_RANKING,
+                   str(tmp_path / 'numeric'), 1)
+  with serving_server.LocalServer(str(tmp_path), port=0) as server:
+    ratings = ServingClient(server.address).rate(['1'], ['10'], 'numeric')
+
+  # 1 + 10, asked again without the unknown ids it refuses.
+  assert ratings == [Rating('1', '10', 11.0, 'numeric', 1,
+                            unknown_user=None, unknown_movie=None)]
 
 
 # --------------------------------------- TF Serving while it loads, slowly

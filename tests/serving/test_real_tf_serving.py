@@ -85,12 +85,16 @@ def client(tf_serving):
 def test_recommend_rate_status_and_metadata(client):
   [answer] = client.recommend(['1'], model=RETRIEVAL)
   ratings = client.rate(['1', '2'], ['10', '20'])
+  [new_user] = client.recommend(['new-user'], model=RETRIEVAL)
+  [new_movie] = client.rate(['1'], ['99'])
 
   ids, scores = conftest.RETRIEVAL_TOP3['1']
   assert [(r.movie_id, r.score) for r in answer.items] == list(
       zip(ids, scores))
   assert ratings == [Rating('1', '10', 4.5, RANKING, 1),
                      Rating('2', '20', 2.25, RANKING, 1)]
+  assert (answer.cold_start, new_user.cold_start) == (False, True)
+  assert new_movie == Rating('1', '99', 3.5, RANKING, 1, unknown_movie=True)
   assert client.status(RANKING) == [VersionStatus(1, 'AVAILABLE', 'OK', '')]
   signature = client.metadata(RETRIEVAL).signatures['serving_default']
   assert signature.inputs == {'user_id': TensorInfo('string', (None,))}

@@ -482,57 +482,43 @@ def test_python_dash_m_serving_server_serves_until_terminated(serving_dir):
     assert f'Loaded {model} version 1 from ' in stderr
 
 
-# ------------------------------------------------------ tensor conversion
+def test_help_and_usage_errors_answer_before_tensorflow_is_imported():
+  # -X importtime lists every module imported, on stderr.
+  def run(*flags):
+    return subprocess.run(
+        [sys.executable, '-X', 'importtime', '-m', 'serving.server', *flags],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+  helped = run('--help')
+  refused = run('--serving-dir', 'x', '--port', '70000')
+
+  assert helped.returncode == 0
+  assert helped.stdout.startswith('usage: python -m serving.server')
+  assert refused.returncode == 2
+  assert refused.stderr.splitlines()[-1] == (
+      'python -m serving.server: error: --port must be 0..65535, got 70000')
+  for done in (helped, refused):
+    imported = [line.split('|')[-1].strip()
+                for line in done.stderr.splitlines()
+                if line.startswith('import time:')]
+    assert 'argparse' in imported
+    assert not [m for m in imported if m.split('.')[0] in (
+        'tensorflow', 'grpc', 'numpy')]
 
 
-@pytest.mark.parametrize('value', [
-    np.array([b'1', b'', b'\xff\x00'], dtype=object),  # bytes kept as is
-    np.array([[b'a', b'b']], dtype=object),
-    np.array(b'scalar', dtype=object),
-    np.array([[1.5, -2.0]], np.float32),
-    np.array([7, -1], np.int64),
-    np.array([True, False]),
-    np.zeros([0, 3], np.float32),
+@pytest.mark.parametrize('variables, flags', [
+    ([], '--host 127.0.0.1 --port 8500'),
+    (['PORT=9100'], '--host 127.0.0.1 --port 9100'),
+    (['PORT=9100', 'SERVE_HOST=0.0.0.0'], '--host 0.0.0.0 --port 9100'),
 ])
-def test_tensors_round_trip_as_tf_make_tensor_proto_writes_them(value):
-  proto = tensor_pb2.TensorProto()
+def test_make_serve_binds_loopback_on_8500_unless_told(variables, flags):
+  # -n prints the commands without running them.
+  done = subprocess.run(
+      ['make', '-n', 'serve', 'OUTPUT_DIR=out', *variables], cwd=REPO_ROOT,
+      capture_output=True, text=True, timeout=60,
+      env={k: v for k, v in os.environ.items()
+           if k not in ('PORT', 'SERVE_HOST')})
 
-  serving_server.fill_tensor_proto(proto, tf.constant(value))
-  back = serving_server.to_tensor(tf.make_tensor_proto(value))
-
-  got = tf.make_ndarray(proto)
-  assert got.dtype == value.dtype and got.shape == value.shape
-  np.testing.assert_array_equal(got, value)
-  assert back.dtype == tf.constant(value).dtype
-  np.testing.assert_array_equal(back.numpy(), value)
-
-
-# ------------------------------------------------------------ fast calls
-
-
-def test_signatures_take_the_fast_call_when_it_answers_the_same(
-    local_server):
-  loaded = local_server.registry.get(
-      serving_server.model_pb2.ModelSpec(name=RANKING))
-
-  # Inputs in the function's flat order (sorted names), checked at load.
-  assert loaded.signatures['serving_default'].flat_order == (
-      'movie_id', 'user_id')
-
-
-def test_a_fast_call_that_answers_differently_is_not_used(
-    model_store, tmp_path, monkeypatch):
-  def wrong(function, args, captured):  # Zeros instead of the answer.
-    return {k: tf.zeros_like(v)
-            for k, v in function(user_id=args[0]).items()}
-
-  monkeypatch.setattr(serving_server, '_CALL_FLAT', wrong)
-  model_dir = conftest.install(model_store, RETRIEVAL,
-                               str(tmp_path / RETRIEVAL), 1)
-
-  loaded = serving_server.load_version(model_dir, RETRIEVAL, 1)
-  response = loaded.predict(_request(RETRIEVAL, user_id=['1']))
-
-  assert loaded.signatures['serving_default'].flat_order is None
-  assert tf.make_ndarray(response.outputs['scores']).tolist() == [
-      [3., 2., 1.]]
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.splitlines()[-1].endswith(
+      f'-m serving.server --serving-dir out/serving {flags}')

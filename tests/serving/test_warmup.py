@@ -15,6 +15,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import server as serving_server
+from serving import servables
 from serving import warmup
 from tests.serving import conftest
 from tests.serving.conftest import RANKING, RECOMMENDER, RETRIEVAL
@@ -88,7 +89,7 @@ def test_our_models_answer_their_warmup_requests(model_store, tmp_path,
   model_dir = conftest.install(model_store, model, str(tmp_path / model), 1)
   warmup.write_warmup_requests(model_dir, model)
 
-  assert warmup.check_warmup_requests(model_dir, model) == 1
+  assert servables.check_warmup_requests(model_dir, model) == 1
 
 
 def test_a_model_that_cannot_answer_them_is_refused(model_store, tmp_path):
@@ -96,11 +97,11 @@ def test_a_model_that_cannot_answer_them_is_refused(model_store, tmp_path):
                                str(tmp_path / 'm'), 1)
   warmup.write_warmup_requests(model_dir, 'm')
 
-  with pytest.raises(warmup.WarmupError,
+  with pytest.raises(servables.WarmupError,
                      match='TF Serving could not load this model: warm-up '
                      'request 1 of assets.extra/tf_serving_warmup_requests '
                      'failed:'):
-    warmup.check_warmup_requests(model_dir, 'm')
+    servables.check_warmup_requests(model_dir, 'm')
 
 
 def test_missing_signature_or_saved_model(model_store, tmp_path):
