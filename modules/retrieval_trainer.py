@@ -100,7 +100,7 @@ def vocab_sizes(tft_output: tft.TFTransformOutput) -> Dict[str, int]:
   (ml-20m/25m) has no age bucket, and the towers then skip it.
   """
   spec = tft_output.transformed_feature_spec()
-  sizes = {key: size for key, size in retrieval_model.FIXED_SIZES.items()
+  sizes = {key: size for key, size in features.FIXED_SIZES.items()
            if _xf(key) in spec}
   for key in features.VOCAB_FEATURES:
     if _xf(key) in spec:
