@@ -41,6 +41,7 @@ from modules import keras_tracing  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import ranking_model  # noqa: E402
 from modules import retrieval_trainer  # noqa: E402
+from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
 
@@ -56,7 +57,7 @@ SLICE_FEATURES = (_xf(features.AGE_BUCKET), _xf(features.RELEASE_YEAR_BUCKET))
 
 
 class UserRows:
-  """Reader of `retrieval_trainer.scan`: one row of transformed user (and
+  """Reader of `training_data.scan`: one row of transformed user (and
   context) features per user, their latest rating's (of equal times, the
   later in the files). Raw ids under `features.USER_ID`.
 
@@ -141,9 +142,8 @@ def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput
   one pass: relevance negatives are drawn from the movie table, and the
   export serves both tables."""
   spec = tft_output.transformed_feature_spec()
-  movie_rows, user_rows = (retrieval_trainer.MovieRows(spec),
-                           UserRows(spec))
-  retrieval_trainer.scan(train_files, [movie_rows, user_rows])
+  movie_rows, user_rows = training_data.MovieRows(spec), UserRows(spec)
+  training_data.scan(train_files, [movie_rows, user_rows])
   movies, counts = movie_rows.result()
   return movies, counts, user_rows.result()
 
@@ -154,7 +154,7 @@ def compile_model(movies: Mapping[str, tf.Tensor], counts: Mapping[bytes, int],
   """The compiled model as `train` fits it, on `read_tables`' tables."""
   catalogue = {k: v for k, v in movies.items()
                if k in ranking_model.MOVIE_INPUTS}
-  sizes = retrieval_trainer.vocab_sizes(tft_output)
+  sizes = training_data.vocab_sizes(tft_output)
   optimizer = optimizers.resolve(
       hparams.optimizer, max(sizes[features.USER_ID],
                              sizes[features.MOVIE_ID]))
@@ -192,9 +192,9 @@ def train(train_files: List[str], eval_files: List[str],
   tf.keras.utils.set_random_seed(hparams.seed)
   spec = tft_output.transformed_feature_spec()
   model, movies, users = build_model(train_files, tft_output, hparams)
-  train_ds = retrieval_trainer.make_dataset(
+  train_ds = training_data.make_dataset(
       train_files, spec, hparams.batch_size, shuffle=True, seed=hparams.seed)
-  eval_ds = retrieval_trainer.validation_dataset(
+  eval_ds = training_data.validation_dataset(
       eval_files, spec, hparams.validation_examples)
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + RMSE_METRIC, mode='min',
@@ -220,7 +220,7 @@ class RankingExport(tf.Module):
                users: Mapping[str, tf.Tensor],
                movies: Mapping[str, tf.Tensor]):
     """Args: the model; Transform's output; `UserRows` and
-    `retrieval_trainer.MovieRows` results (raw ids under USER_ID /
+    `training_data.MovieRows` results (raw ids under USER_ID /
     MOVIE_ID)."""
     super().__init__()
     self.model = model
