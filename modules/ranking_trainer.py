@@ -40,7 +40,7 @@ from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import ranking_model  # noqa: E402
-from modules import retrieval_trainer  # noqa: E402
+from modules import refit_protocol  # noqa: E402
 from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
@@ -313,7 +313,7 @@ def refit(train_files: List[str], eval_files: List[str],
   """
   files = list(train_files) + list(eval_files)
   movies, counts, users = read_tables(files, tft_output)
-  members = retrieval_trainer.fit_members(
+  members = refit_protocol.fit_members(
       'ranking', files, tft_output, hparams, epochs,
       lambda: compile_model(movies, counts, tft_output, hparams),
       EPOCH_METRICS[:2])
@@ -326,7 +326,7 @@ def run_fn(fn_args) -> None:
   """TFX Trainer entry point: read, build, fit with early stopping on the
   eval RMSE, export; the best epoch and its metrics go to the model's
   training summary, for `refit_fn`."""
-  hparams = retrieval_trainer.read_hparams(fn_args, RankingHParams)
+  hparams = refit_protocol.read_hparams(fn_args, RankingHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics, movies, users = train(
       fn_args.train_files, fn_args.eval_files, tft_output, hparams)
@@ -336,7 +336,7 @@ def run_fn(fn_args) -> None:
       f'val MAE {metrics["val_mae"]:.4f}')
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
-  retrieval_trainer.write_summary(fn_args.serving_model_dir, metrics)
+  refit_protocol.write_summary(fn_args.serving_model_dir, metrics)
 
 
 def refit_fn(fn_args) -> None:
@@ -347,8 +347,8 @@ def refit_fn(fn_args) -> None:
   (`base_model`, from `run_fn`) is what TFMA evaluates and blesses; this one
   is pushed and used by the recommender (`RankingHParams.refit_extra_epochs`).
   """
-  hparams = retrieval_trainer.read_hparams(fn_args, RankingHParams)
-  epochs = retrieval_trainer.plan_refit(fn_args, hparams)
+  hparams = refit_protocol.read_hparams(fn_args, RankingHParams)
+  epochs = refit_protocol.plan_refit(fn_args, hparams)
   if epochs is None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -356,6 +356,6 @@ def refit_fn(fn_args) -> None:
                                tft_output, hparams, epochs)
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
-  retrieval_trainer.write_summary(
+  refit_protocol.write_summary(
       fn_args.serving_model_dir,
-      retrieval_trainer.refit_summary(epochs, hparams))
+      refit_protocol.refit_summary(epochs, hparams))
