@@ -3,7 +3,8 @@ early stopping, exports (`modules.ranking_trainer.run_fn`, the
 RankingTrainer, which TFMA evaluates); `refit_fn` fits fresh models (an
 ensemble, outputs averaged) on train + eval for the best epoch count
 (`modules.ranking_trainer.refit_fn`, the RankingRefit Trainer, whose model
-is pushed).
+is pushed). The reader of Transform's output and the refit protocol are the
+retrieval trainer's too (`modules.training_data`, `modules.refit_protocol`).
 
 The exported SavedModel is the ranking servable itself (Transform and the
 users' and movies' stored features inside):

@@ -4,7 +4,10 @@ RetrievalTrainer); `refit_fn` fits fresh models on train + eval for the
 best epoch count that `run_fn` found (`modules.retrieval_trainer.refit_fn`,
 the RetrievalRefit Trainer, whose towers are served): an ensemble of
 `ensemble_size`, exported as one pair of towers whose D is the members'
-summed (`retrieval_model.TowerEnsemble`).
+summed (`retrieval_model.TowerEnsemble`). The reader of Transform's output
+and the refit protocol are the ranking trainer's too
+(`modules.training_data`, `modules.refit_protocol`); what is here serves
+the retrieval model only.
 
 The exported SavedModel is the *trained towers*, with two signatures that
 take serialized raw tf.Examples (Transform is applied inside):
