@@ -71,7 +71,7 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
   the protocol."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from modules import ranking_trainer, retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import ranking_trainer, refit_protocol  # pylint: disable=g-import-not-at-top
   from modules.hparams import RankingHParams  # pylint: disable=g-import-not-at-top
 
   hparams = RankingHParams.from_config(overrides)
@@ -88,7 +88,7 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
       train_files, eval_files, tft_output, hparams)
   refit_epochs = 0
   if refit:  # As the pipeline serves it (RankingRefit).
-    refit_epochs = retrieval_trainer.refit_epochs(
+    refit_epochs = refit_protocol.refit_epochs(
         metrics['best_epoch'], hparams.refit_extra_epochs)
     model, movies, users = ranking_trainer.refit(
         train_files, eval_files, tft_output, hparams, refit_epochs)

@@ -8,11 +8,11 @@ latest Transform output under `--pipeline-output` (default: the ml-100k run
 of `benchmarks.pipeline_scale`), all features, without and with shuffling,
 through both readers, and prints the CPU and wall microseconds per example.
 Both give the same batches in the same order
-(tests/modules/test_retrieval_trainer.py); `retrieval_trainer.make_dataset`
+(tests/modules/test_training_data.py); `training_data.make_dataset`
 parses each batch with `tf.io.parse_example` in parallel, where the
 experimental reader's parsing dataset is several times as costly. The
 trainers read the files once to build their tables
-(`retrieval_trainer.scan`) and once per epoch.
+(`training_data.scan`) and once per epoch.
 """
 
 import argparse
@@ -49,11 +49,11 @@ def experimental_reader(files, spec, batch_size: int, shuffle: bool,
 def measure(dataset, batches: int) -> Dict[str, float]:
   """Examples read and CPU / wall microseconds per example over the first
   `batches` batches."""
-  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import training_data  # pylint: disable=g-import-not-at-top
   start, cpu = time.perf_counter(), _cpu_seconds()
   examples = 0
   for batch in dataset.take(batches):
-    examples += retrieval_trainer.batch_rows(batch)
+    examples += training_data.batch_rows(batch)
   wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
   return {'examples': examples,
           'cpu_us_per_example': round(1e6 * cpu / max(examples, 1), 2),
@@ -63,13 +63,13 @@ def measure(dataset, batches: int) -> Dict[str, float]:
 def compare(files: Sequence[str], spec, batches: int,
             batch_size: int = BATCH_SIZE) -> Dict[str, Dict[str, float]]:
   """{reader / shuffle: measure(...)} for both readers."""
-  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import training_data  # pylint: disable=g-import-not-at-top
   results = {}
   for shuffle in (False, True):
     for name, reader in (('make_batched_features_dataset',
                           experimental_reader),
-                         ('retrieval_trainer.make_dataset',
-                          retrieval_trainer.make_dataset)):
+                         ('training_data.make_dataset',
+                          training_data.make_dataset)):
       key = f'{name}, shuffle={shuffle}'
       results[key] = measure(
           reader(list(files), spec, batch_size, shuffle=shuffle, seed=0),

@@ -86,7 +86,7 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   from components.retrieval_indexer import executor as indexer  # pylint: disable=g-import-not-at-top
-  from modules import retrieval_export, retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import refit_protocol, retrieval_export, retrieval_trainer  # pylint: disable=g-import-not-at-top
   from modules.hparams import RetrievalHParams  # pylint: disable=g-import-not-at-top
 
   hparams = RetrievalHParams.from_config(overrides)
@@ -108,7 +108,7 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
                                            tft_output, hparams)
   refit_epochs = 0
   if refit:  # As the pipeline serves it (RetrievalRefit).
-    refit_epochs = retrieval_trainer.refit_epochs(
+    refit_epochs = refit_protocol.refit_epochs(
         metrics['best_epoch'], hparams.refit_extra_epochs)
     model = retrieval_trainer.refit(train_files, eval_files, tft_output,
                                     hparams, refit_epochs)

@@ -227,12 +227,12 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int],
            hparams_overrides: Optional[Mapping[str, Any]] = None):
   """(compiled model, training dataset, batch size, settings) as the
   trainer builds them; the dataset is read as
-  `retrieval_trainer.make_dataset` reads it."""
+  `training_data.make_dataset` reads it."""
   import dataclasses  # pylint: disable=g-import-not-at-top
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from modules import features, ranking_trainer, retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import features, ranking_trainer, retrieval_trainer, training_data  # pylint: disable=g-import-not-at-top
   from modules.hparams import RankingHParams, RetrievalHParams  # pylint: disable=g-import-not-at-top
 
   tft_output = tft.TFTransformOutput(data['transform_graph'])
@@ -256,14 +256,14 @@ def _build(model: str, data: Mapping[str, Any], batch_size: Optional[int],
   elif model == MF:
     seed = RetrievalHParams().seed
     tf.keras.utils.set_random_seed(seed)
-    sizes = retrieval_trainer.vocab_sizes(tft_output)
+    sizes = training_data.vocab_sizes(tft_output)
     built = build_mf_model(sizes[features.USER_ID], sizes[features.MOVIE_ID])
     settings = {'embedding_dim': MF_EMBEDDING_DIM,
                 'learning_rate': MF_LEARNING_RATE, 'seed': seed}
   else:
     raise ValueError(f'unknown model {model!r}; known: {MODELS}')
-  dataset = retrieval_trainer.make_dataset(files, spec, batch_size,
-                                           shuffle=True, seed=seed)
+  dataset = training_data.make_dataset(files, spec, batch_size,
+                                       shuffle=True, seed=seed)
   if model == MF:
     dataset = with_rating_label(dataset)
   elif model != INPUT:

@@ -6,7 +6,7 @@ Nothing here imports TensorFlow, so the ExampleGen's Beam workers can use it
 cheaply.
 """
 
-from typing import Tuple
+from typing import Dict, Tuple
 
 # --- Raw features (written by components/movielens_example_gen) --------------
 # One rating example carries the rating, its time and the joined user and
@@ -54,6 +54,15 @@ TITLE_TOKEN_MIN_COUNT = 2  # rarer title words go to the OOV bucket
 # Categorical features that get a vocabulary (with OOV buckets).
 VOCAB_FEATURES: Tuple[str, ...] = (USER_ID, MOVIE_ID, GENDER, OCCUPATION,
                                    ZIP_PREFIX, GENRES, TITLE_TOKENS)
+
+# Sizes of the categorical features that get no vocabulary: the hour and
+# day of the rating, and the buckets (release year: one more for unknown).
+FIXED_SIZES: Dict[str, int] = {
+    HOUR_OF_DAY: 24,
+    DAY_OF_WEEK: 7,
+    AGE_BUCKET: AGE_BUCKETS,
+    RELEASE_YEAR_BUCKET: RELEASE_YEAR_BUCKETS + 1,
+}
 
 
 def transformed_name(key: str) -> str:

@@ -72,7 +72,7 @@ _NON_NEGATIVE = _at_least(0)
 # seed + 1, ...: [0, 2**31) leaves them room.
 _SEED = _within(0, 2**31 - 1, high_included=True)
 # The training fields both models have; the refit's as
-# modules/retrieval_trainer.check_refit checks them.
+# modules/refit_protocol.check_refit checks them.
 _TRAINING = {
     'batch_size': _POSITIVE,
     'learning_rate': _above(0.0),

@@ -43,7 +43,7 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402,F401  (fast tracing)
 from modules.hparams import RankingHParams  # noqa: E402
-from modules.retrieval_model import BagOfEmbeddings  # noqa: E402
+from modules.layers import BagOfEmbeddings  # noqa: E402
 
 _xf = features.transformed_name
 

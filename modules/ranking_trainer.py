@@ -3,7 +3,8 @@ early stopping, exports (`modules.ranking_trainer.run_fn`, the
 RankingTrainer, which TFMA evaluates); `refit_fn` fits fresh models (an
 ensemble, outputs averaged) on train + eval for the best epoch count
 (`modules.ranking_trainer.refit_fn`, the RankingRefit Trainer, whose model
-is pushed).
+is pushed). The reader of Transform's output and the refit protocol are the
+retrieval trainer's too (`modules.training_data`, `modules.refit_protocol`).
 
 The exported SavedModel is the ranking servable itself (Transform and the
 users' and movies' stored features inside):
@@ -40,7 +41,8 @@ from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402
 from modules import optimizers  # noqa: E402
 from modules import ranking_model  # noqa: E402
-from modules import retrieval_trainer  # noqa: E402
+from modules import refit_protocol  # noqa: E402
+from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
 
@@ -56,7 +58,7 @@ SLICE_FEATURES = (_xf(features.AGE_BUCKET), _xf(features.RELEASE_YEAR_BUCKET))
 
 
 class UserRows:
-  """Reader of `retrieval_trainer.scan`: one row of transformed user (and
+  """Reader of `training_data.scan`: one row of transformed user (and
   context) features per user, their latest rating's (of equal times, the
   later in the files). Raw ids under `features.USER_ID`.
 
@@ -141,9 +143,8 @@ def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput
   one pass: relevance negatives are drawn from the movie table, and the
   export serves both tables."""
   spec = tft_output.transformed_feature_spec()
-  movie_rows, user_rows = (retrieval_trainer.MovieRows(spec),
-                           UserRows(spec))
-  retrieval_trainer.scan(train_files, [movie_rows, user_rows])
+  movie_rows, user_rows = training_data.MovieRows(spec), UserRows(spec)
+  training_data.scan(train_files, [movie_rows, user_rows])
   movies, counts = movie_rows.result()
   return movies, counts, user_rows.result()
 
@@ -154,7 +155,7 @@ def compile_model(movies: Mapping[str, tf.Tensor], counts: Mapping[bytes, int],
   """The compiled model as `train` fits it, on `read_tables`' tables."""
   catalogue = {k: v for k, v in movies.items()
                if k in ranking_model.MOVIE_INPUTS}
-  sizes = retrieval_trainer.vocab_sizes(tft_output)
+  sizes = training_data.vocab_sizes(tft_output)
   optimizer = optimizers.resolve(
       hparams.optimizer, max(sizes[features.USER_ID],
                              sizes[features.MOVIE_ID]))
@@ -192,9 +193,9 @@ def train(train_files: List[str], eval_files: List[str],
   tf.keras.utils.set_random_seed(hparams.seed)
   spec = tft_output.transformed_feature_spec()
   model, movies, users = build_model(train_files, tft_output, hparams)
-  train_ds = retrieval_trainer.make_dataset(
+  train_ds = training_data.make_dataset(
       train_files, spec, hparams.batch_size, shuffle=True, seed=hparams.seed)
-  eval_ds = retrieval_trainer.validation_dataset(
+  eval_ds = training_data.validation_dataset(
       eval_files, spec, hparams.validation_examples)
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + RMSE_METRIC, mode='min',
@@ -220,7 +221,7 @@ class RankingExport(tf.Module):
                users: Mapping[str, tf.Tensor],
                movies: Mapping[str, tf.Tensor]):
     """Args: the model; Transform's output; `UserRows` and
-    `retrieval_trainer.MovieRows` results (raw ids under USER_ID /
+    `training_data.MovieRows` results (raw ids under USER_ID /
     MOVIE_ID)."""
     super().__init__()
     self.model = model
@@ -313,7 +314,7 @@ def refit(train_files: List[str], eval_files: List[str],
   """
   files = list(train_files) + list(eval_files)
   movies, counts, users = read_tables(files, tft_output)
-  members = retrieval_trainer.fit_members(
+  members = refit_protocol.fit_members(
       'ranking', files, tft_output, hparams, epochs,
       lambda: compile_model(movies, counts, tft_output, hparams),
       EPOCH_METRICS[:2])
@@ -326,7 +327,7 @@ def run_fn(fn_args) -> None:
   """TFX Trainer entry point: read, build, fit with early stopping on the
   eval RMSE, export; the best epoch and its metrics go to the model's
   training summary, for `refit_fn`."""
-  hparams = retrieval_trainer.read_hparams(fn_args, RankingHParams)
+  hparams = refit_protocol.read_hparams(fn_args, RankingHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics, movies, users = train(
       fn_args.train_files, fn_args.eval_files, tft_output, hparams)
@@ -336,7 +337,7 @@ def run_fn(fn_args) -> None:
       f'val MAE {metrics["val_mae"]:.4f}')
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
-  retrieval_trainer.write_summary(fn_args.serving_model_dir, metrics)
+  refit_protocol.write_summary(fn_args.serving_model_dir, metrics)
 
 
 def refit_fn(fn_args) -> None:
@@ -347,8 +348,8 @@ def refit_fn(fn_args) -> None:
   (`base_model`, from `run_fn`) is what TFMA evaluates and blesses; this one
   is pushed and used by the recommender (`RankingHParams.refit_extra_epochs`).
   """
-  hparams = retrieval_trainer.read_hparams(fn_args, RankingHParams)
-  epochs = retrieval_trainer.plan_refit(fn_args, hparams)
+  hparams = refit_protocol.read_hparams(fn_args, RankingHParams)
+  epochs = refit_protocol.plan_refit(fn_args, hparams)
   if epochs is None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -356,6 +357,6 @@ def refit_fn(fn_args) -> None:
                                tft_output, hparams, epochs)
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
-  retrieval_trainer.write_summary(
+  refit_protocol.write_summary(
       fn_args.serving_model_dir,
-      retrieval_trainer.refit_summary(epochs, hparams))
+      refit_protocol.refit_summary(epochs, hparams))

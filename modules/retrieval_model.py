@@ -30,6 +30,7 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402,F401  (fast tracing)
 from modules.hparams import RetrievalHParams  # noqa: E402
+from modules.layers import BagOfEmbeddings  # noqa: E402
 
 _xf = features.transformed_name
 
@@ -42,41 +43,6 @@ QUERY_NUMERICS = (features.AGE,)
 CANDIDATE_CATEGORICALS = (features.RELEASE_YEAR_BUCKET,)
 CANDIDATE_BAGS = (features.GENRES, features.TITLE_TOKENS)
 CANDIDATE_NUMERICS = (features.RELEASE_YEAR,)
-
-# Feature sizes that do not come from a vocabulary.
-FIXED_SIZES = {
-    features.HOUR_OF_DAY: 24,
-    features.DAY_OF_WEEK: 7,
-    features.AGE_BUCKET: features.AGE_BUCKETS,
-    features.RELEASE_YEAR_BUCKET: features.RELEASE_YEAR_BUCKETS + 1,
-}
-
-
-class BagOfEmbeddings(tf.keras.layers.Layer):
-  """Mean of the embeddings of a SparseTensor of ids; zeros for none.
-
-  Input: SparseTensor [batch, None] of int64 ids. Output: [batch, dim].
-  """
-
-  def __init__(self, vocab_size: int, dim: int, **kwargs):
-    super().__init__(**kwargs)
-    self.vocab_size = vocab_size
-    self.dim = dim
-
-  def build(self, input_shape):
-    self.embeddings = self.add_weight(
-        name='embeddings', shape=(self.vocab_size, self.dim),
-        initializer='uniform')
-    super().build(input_shape)
-
-  def call(self, ids: tf.SparseTensor) -> tf.Tensor:
-    if not isinstance(ids, tf.SparseTensor):
-      # Not tf.sparse.from_dense: it drops id 0, a real vocabulary entry.
-      ids = tf.RaggedTensor.from_tensor(ids).to_sparse()
-    ids = tf.SparseTensor(ids.indices, tf.cast(ids.values, tf.int64),
-                          ids.dense_shape)
-    return tf.nn.safe_embedding_lookup_sparse(self.embeddings, ids, None,
-                                              combiner='mean')
 
 
 class UserHistory(tf.keras.layers.Layer):

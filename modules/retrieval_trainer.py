@@ -4,7 +4,10 @@ RetrievalTrainer); `refit_fn` fits fresh models on train + eval for the
 best epoch count that `run_fn` found (`modules.retrieval_trainer.refit_fn`,
 the RetrievalRefit Trainer, whose towers are served): an ensemble of
 `ensemble_size`, exported as one pair of towers whose D is the members'
-summed (`retrieval_model.TowerEnsemble`).
+summed (`retrieval_model.TowerEnsemble`). The reader of Transform's output
+and the refit protocol are the ranking trainer's too
+(`modules.training_data`, `modules.refit_protocol`); what is here serves
+the retrieval model only.
 
 The exported SavedModel is the *trained towers*, with two signatures that
 take serialized raw tf.Examples (Transform is applied inside):
@@ -24,21 +27,19 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-import json  # noqa: E402
-import time  # noqa: E402
-from typing import Dict, List, Mapping, Optional, Tuple  # noqa: E402
+from typing import Dict, List, Mapping, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
-from tfx.utils import io_utils  # noqa: E402
 
-from modules import ensemble  # noqa: E402
 from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402
 from modules import optimizers  # noqa: E402
+from modules import refit_protocol  # noqa: E402
 from modules import retrieval_model  # noqa: E402
+from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
 from modules.hparams import RetrievalHParams  # noqa: E402
 
@@ -48,119 +49,13 @@ QUERY_RAW_FEATURES = (features.USER_ID, features.AGE, features.GENDER,
                       features.OCCUPATION, features.ZIP_CODE,
                       features.TIMESTAMP)
 CANDIDATE_RAW_FEATURES = features.MOVIE_FEATURES
-_MOVIE_COLUMNS = (features.MOVIE_ID, _xf(features.MOVIE_ID),
-                  _xf(features.GENRES), _xf(features.TITLE_TOKENS),
-                  _xf(features.RELEASE_YEAR),
-                  _xf(features.RELEASE_YEAR_BUCKET))
 TOP_100_METRIC = 'factorized_top_k/top_100_categorical_accuracy'
 
 
-def make_dataset(file_pattern, feature_spec, batch_size: int,
-                 shuffle: bool, seed: int, num_epochs=1) -> tf.data.Dataset:
-  """Batches of transformed examples (gzipped TFRecords) as feature dicts.
-
-  The order is that of `tf.data.experimental.make_batched_features_dataset`
-  (files sorted, or shuffled by `seed`; then records shuffled in a 50,000
-  buffer, repeated, batched), but the batches are parsed by
-  `tf.io.parse_example` in parallel: the experimental parsing dataset costs
-  28-34 us of CPU per transformed example against 3-7 us here
-  (`python -m benchmarks.reading`).
-
-  tf.data's autotuning is off: Keras makes a new iterator every epoch, and
-  dropping the old one waits on the autotuner's thread, up to a second per
-  epoch; with it off an ML-100K ranking epoch on 2 cores takes 1.6 s
-  instead of 2.2 s. `AUTOTUNE` then means one parsing call per core.
-  """
-  patterns = ([file_pattern] if isinstance(file_pattern, (str, bytes))
-              else list(file_pattern))
-  names = sorted({name for pattern in patterns
-                  for name in tf.io.gfile.glob(pattern)})
-  if not names:
-    raise FileNotFoundError(f'no files match {patterns}')
-  dataset = tf.data.Dataset.from_tensor_slices(names)
-  if shuffle:
-    dataset = dataset.shuffle(len(names), seed=seed)
-  dataset = dataset.interleave(
-      lambda name: tf.data.TFRecordDataset(name, 'GZIP'), cycle_length=1)
-  if shuffle:
-    dataset = dataset.shuffle(50_000, seed=seed)
-  dataset = dataset.repeat(num_epochs).batch(batch_size)
-  dataset = dataset.map(lambda records: tf.io.parse_example(records,
-                                                            feature_spec),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-  options = tf.data.Options()
-  options.autotune.enabled = False
-  return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def vocab_sizes(tft_output: tft.TFTransformOutput) -> Dict[str, int]:
-  """Embedding table sizes: vocabulary + OOV buckets, and fixed sizes.
-
-  Only for features Transform produced: a release without demographics
-  (ml-20m/25m) has no age bucket, and the towers then skip it.
-  """
-  spec = tft_output.transformed_feature_spec()
-  sizes = {key: size for key, size in retrieval_model.FIXED_SIZES.items()
-           if _xf(key) in spec}
-  for key in features.VOCAB_FEATURES:
-    if _xf(key) in spec:
-      sizes[key] = tft_output.num_buckets_for_transformed_feature(_xf(key))
-  return sizes
-
-
-class MovieRows:
-  """Reader of `scan`: one transformed-feature row per movie, and counts.
-
-  Counting and finding each movie's first row are done per batch with
-  numpy; only a batch's first sightings of movies are converted to Python
-  values, so the cost is TensorFlow's reading of the records.
-  """
-
-  def __init__(self, feature_spec):
-    self.spec = {k: feature_spec[k] for k in _MOVIE_COLUMNS}
-    self._rows: Dict[bytes, Dict[str, object]] = {}
-    self._counts: Dict[bytes, int] = {}
-
-  def add(self, batch: Mapping[str, tf.Tensor]) -> None:
-    ids = batch[features.MOVIE_ID].numpy()
-    unique, first, count = np.unique(ids, return_index=True,
-                                     return_counts=True)
-    for movie_id, n in zip(unique.tolist(), count.tolist()):
-      self._counts[movie_id] = self._counts.get(movie_id, 0) + n
-    new = sorted(i for movie_id, i in zip(unique.tolist(), first.tolist())
-                 if movie_id not in self._rows)
-    if not new:
-      return
-    values = {}
-    for key in self.spec:
-      column = batch[key]
-      if isinstance(column, tf.SparseTensor):
-        values[key] = tf.gather(tf.RaggedTensor.from_sparse(column),
-                                new).to_list()
-      else:
-        values[key] = column.numpy()[new].tolist()
-    for j, i in enumerate(new):
-      self._rows[ids[i]] = {key: values[key][j] for key in values}
-
-  def result(self) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int]]:
-    """(columns, counts): columns is a feature dict with one row per
-    distinct movie (in order of first occurrence in the files), ready for
-    `Dataset.from_tensor_slices` (multivalent features as RaggedTensors);
-    counts maps movie id to its number of examples."""
-    columns = {}
-    for key, spec in self.spec.items():
-      column = [row[key] for row in self._rows.values()]
-      if isinstance(spec, tf.io.VarLenFeature):
-        columns[key] = tf.ragged.constant(column, dtype=spec.dtype,
-                                          row_splits_dtype=tf.int64)
-      else:
-        columns[key] = tf.constant(column, dtype=spec.dtype)
-    return columns, dict(self._counts)
-
-
 class RatingColumns:
-  """Reader of `scan`: every rating's user index, movie index and time, as
-  int/float arrays (for `retrieval_model.history_csr`)."""
+  """Reader of `training_data.scan`: every rating's user index, movie
+  index and time, as int/float arrays (for `retrieval_model.history_csr`).
+  Only the retrieval trainer's user history needs them."""
 
   KEYS = (_xf(features.USER_ID), _xf(features.MOVIE_ID),
           _xf(features.TIMESTAMP))
@@ -180,40 +75,6 @@ class RatingColumns:
     return retrieval_model.history_csr(users, movies, num_users,
                                        times=times,
                                        max_per_user=max_per_user)
-
-
-def batch_rows(batch: Mapping[str, tf.Tensor]) -> int:
-  """Number of examples in a parsed batch."""
-  value = next(iter(batch.values()))
-  if isinstance(value, tf.SparseTensor):
-    return int(value.dense_shape[0])
-  return int(tf.shape(value)[0])
-
-
-def scan(file_pattern, readers, batch_size: int = 8192) -> None:
-  """Reads the files once, in order, handing every batch to each reader
-  (objects with `spec`, the features they parse, and `add(batch)`).
-
-  Parsing the records is most of what a table built from the training
-  files costs (about 6 us of CPU per rating with the tables' work;
-  `benchmarks/README.md`, "Reading the training files"), so the trainers
-  build theirs in one pass.
-  """
-  spec = {}
-  for reader in readers:
-    spec.update(reader.spec)
-  dataset = make_dataset(file_pattern, spec, batch_size, shuffle=False,
-                         seed=0)
-  started, examples = time.monotonic(), 0
-  for batch in dataset:
-    for reader in readers:
-      reader.add(batch)
-    examples += batch_rows(batch)
-  seconds = time.monotonic() - started
-  training_log.write(
-      f'read {examples:,} training examples for '
-      f'{", ".join(type(r).__name__ for r in readers)} in {seconds:.1f}s '
-      f'({examples / max(seconds, 1e-9):,.0f} examples/s)')
 
 
 def _to_sparse(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -236,14 +97,14 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
                 movie_columns: Dict[str, tf.Tensor],
                 counts: Mapping[bytes, int], history=None
                ) -> retrieval_model.RetrievalModel:
-  query, candidate = retrieval_model.build_towers(vocab_sizes(tft_output),
-                                                  hparams, history)
+  query, candidate = retrieval_model.build_towers(
+      training_data.vocab_sizes(tft_output), hparams, history)
   catalogue = _to_sparse(movie_columns)
   model = retrieval_model.RetrievalModel(
       query, candidate, hparams,
       candidate_probability=sampling_probability_table(counts),
       metrics_candidates=catalogue, catalogue=catalogue)
-  sizes = vocab_sizes(tft_output)
+  sizes = training_data.vocab_sizes(tft_output)
   optimizer = optimizers.resolve(
       hparams.optimizer, max(sizes[features.USER_ID],
                              sizes[features.MOVIE_ID]))
@@ -257,14 +118,16 @@ def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput,
   """(movie table, ratings per movie, user history or None) of the files,
   in one pass: what `build_model` needs besides the hyper-parameters."""
   spec = tft_output.transformed_feature_spec()
-  movies, ratings = MovieRows(spec), RatingColumns(spec)
-  scan(train_files, [movies, ratings] if hparams.user_history else [movies])
+  movies, ratings = training_data.MovieRows(spec), RatingColumns(spec)
+  training_data.scan(train_files,
+                     [movies, ratings] if hparams.user_history else [movies])
   movie_columns, counts = movies.result()
   logging.info('retrieval: %d movies in training data', len(counts))
   history = None
   if hparams.user_history:
-    history = ratings.history(vocab_sizes(tft_output)[features.USER_ID],
-                              hparams.history_max)
+    history = ratings.history(
+        training_data.vocab_sizes(tft_output)[features.USER_ID],
+        hparams.history_max)
     logging.info('retrieval: user history of %d ratings (at most %s per '
                  'user)', len(history[0]), hparams.history_max or 'all')
   return movie_columns, counts, history
@@ -341,27 +204,6 @@ def validation_batch_size(num_movies: int) -> int:
   return max(256, min(4096, 2**26 // max(num_movies, 1)))
 
 
-def validation_dataset(file_pattern, feature_spec, max_examples: int,
-                       batch_size: int = 4096) -> tf.data.Dataset:
-  """The eval split's first `max_examples` examples (0: all), whole
-  batches, read once and kept in memory across epochs.
-
-  Each epoch's top-100 accuracy scores every validation example against
-  the whole catalogue: at ml-25m (eval split of up to 1M ratings, 60K
-  movies) that is minutes per epoch, while early stopping needs only a
-  stable estimate (standard error under 0.002 at 100,000 examples). The
-  eval split's files hold users in no particular order, so the first
-  examples are a sample of users with their whole eval history."""
-  if max_examples < 0:
-    raise ValueError(f'validation_examples must be >= 0 (0 for all), got '
-                     f'{max_examples}')
-  dataset = make_dataset(file_pattern, feature_spec, batch_size,
-                         shuffle=False, seed=0)
-  if max_examples:
-    dataset = dataset.take(-(-max_examples // batch_size)).cache()
-  return dataset
-
-
 def train(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RetrievalHParams
          ) -> Tuple[retrieval_model.RetrievalModel, Dict[str, float]]:
@@ -374,9 +216,10 @@ def train(train_files: List[str], eval_files: List[str],
   spec = tft_output.transformed_feature_spec()
   tables = read_tables(train_files, tft_output, hparams)
   model = build_model(tft_output, hparams, *tables)
-  train_ds = make_dataset(train_files, spec, hparams.batch_size,
-                          shuffle=True, seed=hparams.seed)
-  eval_ds = validation_dataset(
+  train_ds = training_data.make_dataset(train_files, spec,
+                                        hparams.batch_size, shuffle=True,
+                                        seed=hparams.seed)
+  eval_ds = training_data.validation_dataset(
       eval_files, spec, hparams.validation_examples,
       batch_size=validation_batch_size(len(tables[1])))
   stop = tf.keras.callbacks.EarlyStopping(
@@ -395,101 +238,6 @@ def train(train_files: List[str], eval_files: List[str],
   return model, metrics
 
 
-# Written beside the Trainer's Format-Serving folder (in the Model
-# artifact): the early-stopped run's best epoch and its eval metrics, which
-# the refit Trainer reads through its `base_model` input.
-TRAINING_SUMMARY = 'training_summary.json'
-
-
-def write_summary(serving_model_dir: str, metrics: Mapping[str, float]
-                 ) -> None:
-  """Writes `metrics` (with 'best_epoch') as the model's training summary."""
-  path = os.path.join(os.path.dirname(serving_model_dir.rstrip('/')),
-                      TRAINING_SUMMARY)
-  with tf.io.gfile.GFile(path, 'w') as f:
-    json.dump(dict(metrics), f, indent=2, sort_keys=True)
-
-
-def read_best_epoch(base_model_dir: Optional[str]) -> int:
-  """The best epoch of the early-stopped model whose serving SavedModel is
-  at `base_model_dir` (the refit Trainer's `fn_args.base_model`)."""
-  if not base_model_dir:
-    raise ValueError('The refit Trainer needs the early-stopped Trainer\'s '
-                     'model as its base_model input.')
-  path = os.path.join(os.path.dirname(base_model_dir.rstrip('/')),
-                      TRAINING_SUMMARY)
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      summary = json.load(f)
-  except tf.errors.NotFoundError:
-    raise FileNotFoundError(
-        f'{path}: no training summary; the base_model must come from a '
-        'Trainer running modules.*_trainer.run_fn') from None
-  best = summary.get('best_epoch')
-  if not isinstance(best, int) or best < 1:
-    raise ValueError(f'{path}: best_epoch must be a positive integer, got '
-                     f'{best!r}')
-  return best
-
-
-def eval_share(train_files: List[str], eval_files: List[str]) -> float:
-  """The eval split's share of the examples, from the files' sizes (same
-  encoding in both splits, so bytes are proportional to examples; no file
-  is read)."""
-  def size(patterns):
-    return sum(tf.io.gfile.stat(name).length for pattern in patterns
-               for name in tf.io.gfile.glob(pattern))
-  train, evaluation = size(train_files), size(eval_files)
-  return evaluation / max(train + evaluation, 1)
-
-
-def skip_refit(fn_args, min_eval_share: float) -> Optional[str]:
-  """Why the refit is not worth its cost here (None: refit).
-
-  The refit trains again on train + eval; when eval is a small share of the
-  data (ml-25m: about 1M of 25M ratings, `--max-eval-ratings`), that doubles
-  the training time for a few percent more data. The refit Trainer then
-  serves the early-stopped model unchanged (`copy_base_model`).
-  """
-  share = eval_share(fn_args.train_files, fn_args.eval_files)
-  if share < min_eval_share:
-    return (f'the eval split holds {share:.1%} of the examples, under '
-            f'refit_min_eval_share {min_eval_share:.0%}')
-  return None
-
-
-def copy_base_model(fn_args, reason: str) -> None:
-  """Serves the early-stopped model as it is: its SavedModel is copied to
-  the refit Trainer's serving folder (summary: `refit_epochs` 0)."""
-  training_log.write(f'{reason}: no refit, the early-stopped model is '
-                     'served')
-  io_utils.copy_dir(fn_args.base_model, fn_args.serving_model_dir)
-  write_summary(fn_args.serving_model_dir,
-                {'refit_epochs': 0, 'skipped': reason})
-
-
-def check_refit(extra_epochs: int, min_eval_share: float,
-                ensemble_size: int, min_epochs: int = 0) -> None:
-  """Raises ValueError naming a bad refit hyper-parameter."""
-  refit_epochs(1, extra_epochs, min_epochs)
-  if ensemble_size < 1:
-    raise ValueError(f'ensemble_size must be >= 1, got {ensemble_size}')
-  if not 0 <= min_eval_share <= 1:
-    raise ValueError(f'refit_min_eval_share must be in [0, 1], got '
-                     f'{min_eval_share}')
-
-
-def refit_epochs(best_epoch: int, extra_epochs: int,
-                 min_epochs: int = 0) -> int:
-  """Epochs of the refit: the early-stopped run's best epoch + extra, and
-  at least `min_epochs` (`refit_min_epochs`)."""
-  if extra_epochs < 0:
-    raise ValueError(f'refit_extra_epochs must be >= 0, got {extra_epochs}')
-  if min_epochs < 0:
-    raise ValueError(f'refit_min_epochs must be >= 0, got {min_epochs}')
-  return max(int(best_epoch) + extra_epochs, min_epochs)
-
-
 def refit(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
           epochs: int):
@@ -503,60 +251,12 @@ def refit(train_files: List[str], eval_files: List[str],
   """
   files = list(train_files) + list(eval_files)
   tables = read_tables(files, tft_output, hparams)
-  members = fit_members('retrieval', files, tft_output, hparams, epochs,
-                        lambda: build_model(tft_output, hparams, *tables),
-                        EPOCH_METRICS[:1])
+  members = refit_protocol.fit_members(
+      'retrieval', files, tft_output, hparams, epochs,
+      lambda: build_model(tft_output, hparams, *tables), EPOCH_METRICS[:1])
   if len(members) == 1:
     return members[0]
   return retrieval_model.RetrievalEnsemble(members)
-
-
-def fit_members(kind: str, files: List[str],
-                tft_output: tft.TFTransformOutput, hparams, epochs: int,
-                build, epoch_metrics) -> List[tf.keras.Model]:
-  """The refit's `ensemble_size` models, trained together.
-
-  Each member is built by `build()` under its own seed (`member_seeds`:
-  its initial weights); all are fitted on `files` for `epochs` epochs in
-  one Keras loop (`ensemble.MemberStack`: one input pipeline shuffled by
-  `seed`, each batch steps every member), progress logged as
-  '<kind> refit' with `epoch_metrics` (the loss is the members' sum).
-  """
-  seeds = member_seeds(hparams)
-  members = []
-  for seed in seeds:
-    tf.keras.utils.set_random_seed(seed)
-    members.append(build())
-  tf.keras.utils.set_random_seed(hparams.seed)
-  model = members[0] if len(members) == 1 else ensemble.MemberStack(members)
-  if model is not members[0]:
-    # The members' own optimizer settings (each was compiled by `build`
-    # and none has stepped yet); Adam's state is per variable.
-    model.compile(optimizer=members[0].optimizer)
-  dataset = make_dataset(files, tft_output.transformed_feature_spec(),
-                         hparams.batch_size, shuffle=True, seed=hparams.seed)
-  name = refit_name(kind, len(members))
-  training_log.write(f'{name} on train + eval for {epochs} epoch(s), '
-                     f'seeds {", ".join(str(s) for s in seeds)}')
-  model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
-      training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)])
-  return members
-
-
-def refit_summary(epochs: int, hparams) -> Dict[str, object]:
-  """The refit's training summary: its epochs and its members' seeds."""
-  return {'refit_epochs': epochs, 'ensemble_seeds': member_seeds(hparams)}
-
-
-def member_seeds(hparams) -> List[int]:
-  """The refit ensemble's seeds: `seed`, `seed + 1`, ... (`ensemble_size`
-  of them); the first member is the early-stopped model's twin."""
-  return [hparams.seed + i for i in range(hparams.ensemble_size)]
-
-
-def refit_name(kind: str, size: int) -> str:
-  """'retrieval refit' or, for an ensemble, 'retrieval refit (3 members)'."""
-  return f'{kind} refit' if size == 1 else f'{kind} refit ({size} members)'
 
 
 def save_towers(model, tft_output: tft.TFTransformOutput,
@@ -573,36 +273,11 @@ def save_towers(model, tft_output: tft.TFTransformOutput,
       })
 
 
-def read_hparams(fn_args, hparams_class):
-  """The Trainer's hyper-parameters (`custom_config['hparams']` over the
-  defaults of `hparams_class`), the refit's checked now, not after
-  training."""
-  hparams = hparams_class.from_config(
-      (fn_args.custom_config or {}).get('hparams'))
-  check_refit(hparams.refit_extra_epochs, hparams.refit_min_eval_share,
-              hparams.ensemble_size, hparams.refit_min_epochs)
-  logging.info('%s hyper-parameters: %s', hparams_class.KIND, hparams)
-  return hparams
-
-
-def plan_refit(fn_args, hparams) -> Optional[int]:
-  """The refit's epoch count (the base model's best epoch + the extra
-  ones), or None when the refit is skipped (`skip_refit`): the base model
-  has then been copied to the serving folder."""
-  epochs = refit_epochs(read_best_epoch(fn_args.base_model),
-                        hparams.refit_extra_epochs, hparams.refit_min_epochs)
-  reason = skip_refit(fn_args, hparams.refit_min_eval_share)
-  if reason:
-    copy_base_model(fn_args, reason)
-    return None
-  return epochs
-
-
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point: read, build, fit with early stopping on the
   eval split, export; the best epoch and its metrics go to the model's
   training summary, for `refit_fn`."""
-  hparams = read_hparams(fn_args, RetrievalHParams)
+  hparams = refit_protocol.read_hparams(fn_args, RetrievalHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics = train(fn_args.train_files, fn_args.eval_files, tft_output,
                          hparams)
@@ -611,7 +286,7 @@ def run_fn(fn_args) -> None:
       f'{metrics["epochs_run"]}, val top-100 accuracy '
       f'{metrics["val_" + TOP_100_METRIC]:.4f}')
   save_towers(model, tft_output, fn_args.serving_model_dir)
-  write_summary(fn_args.serving_model_dir, metrics)
+  refit_protocol.write_summary(fn_args.serving_model_dir, metrics)
 
 
 def refit_fn(fn_args) -> None:
@@ -623,12 +298,13 @@ def refit_fn(fn_args) -> None:
   RetrievalEvaluator measures, on an eval split it has not seen; this one
   is what is indexed and served (`RetrievalHParams.refit_extra_epochs`).
   """
-  hparams = read_hparams(fn_args, RetrievalHParams)
-  epochs = plan_refit(fn_args, hparams)
+  hparams = refit_protocol.read_hparams(fn_args, RetrievalHParams)
+  epochs = refit_protocol.plan_refit(fn_args, hparams)
   if epochs is None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,
                 epochs)
   save_towers(model, tft_output, fn_args.serving_model_dir)
-  write_summary(fn_args.serving_model_dir, refit_summary(epochs, hparams))
+  refit_protocol.write_summary(fn_args.serving_model_dir,
+                               refit_protocol.refit_summary(epochs, hparams))

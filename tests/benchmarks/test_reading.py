@@ -34,7 +34,7 @@ def test_compare_times_both_readers_on_the_same_examples(tmp_path):
   assert sorted(results) == sorted(
       f'{reader}, shuffle={shuffle}' for shuffle in (False, True)
       for reader in ('make_batched_features_dataset',
-                     'retrieval_trainer.make_dataset'))
+                     'training_data.make_dataset'))
   # 3 batches of 4 out of 13 examples.
   assert {r['examples'] for r in results.values()} == {12}
   assert all(r['cpu_us_per_example'] >= 0 and r['wall_us_per_example'] > 0

@@ -77,12 +77,12 @@ def _ratings_file(tmp_path):
 def test_anchor_learns_the_ratings_read_as_the_trainers_read_them(
     ratings_file):
   import tensorflow as tf
-  from modules import retrieval_trainer
+  from modules import training_data
 
   spec = {'user_id_xf': tf.io.FixedLenFeature([], tf.int64),
           'movie_id_xf': tf.io.FixedLenFeature([], tf.int64),
           'rating_xf': tf.io.FixedLenFeature([], tf.float32)}
-  dataset = tt.with_rating_label(retrieval_trainer.make_dataset(
+  dataset = tt.with_rating_label(training_data.make_dataset(
       [ratings_file], spec, batch_size=8, shuffle=True, seed=0))
   tf.keras.utils.set_random_seed(0)
   model = tt.build_mf_model(num_users=4, num_movies=3, dim=4,

@@ -122,36 +122,6 @@ def test_ranking_hidden_units_must_be_positive_integers(units):
     RankingHParams(hidden_units=units).deep_units
 
 
-def test_refit_epochs_are_the_best_epoch_plus_the_extra_ones():
-  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
-  assert retrieval_trainer.refit_epochs(2, 1) == 3
-  assert retrieval_trainer.refit_epochs(21, 0) == 21
-  with pytest.raises(ValueError, match='refit_extra_epochs must be >= 0'):
-    retrieval_trainer.refit_epochs(2, -1)
-
-
-def test_the_refit_ensembles_seeds_follow_the_base_seed():
-  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
-  assert retrieval_trainer.member_seeds(RetrievalHParams()) == [42, 43, 44]
-  assert retrieval_trainer.member_seeds(
-      RankingHParams(seed=7, ensemble_size=1)) == [7]
-  assert retrieval_trainer.refit_summary(3, RetrievalHParams(seed=1)) == {
-      'refit_epochs': 3, 'ensemble_seeds': [1, 2, 3]}
-  assert (retrieval_trainer.refit_name('ranking', 3) ==
-          'ranking refit (3 members)')
-  assert retrieval_trainer.refit_name('ranking', 1) == 'ranking refit'
-
-
-def test_the_refit_trains_at_least_refit_min_epochs():
-  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
-  # Best epoch 1 + 1 extra = 2, raised to the floor of 3; 5 + 1 is above it.
-  assert retrieval_trainer.refit_epochs(1, 1, min_epochs=3) == 3
-  assert retrieval_trainer.refit_epochs(5, 1, min_epochs=3) == 6
-  assert RetrievalHParams().refit_min_epochs == 3
-  with pytest.raises(ValueError, match='refit_min_epochs must be >= 0'):
-    retrieval_trainer.check_refit(1, 0.1, 3, min_epochs=-1)
-
-
 HPARAMS_CLASSES = [RetrievalHParams, RankingHParams]
 
 
@@ -282,11 +252,11 @@ def test_values_at_the_edges_of_their_range_are_accepted(hparams_class,
 
 
 def test_the_trainers_read_their_hparams_through_the_same_check():
-  from modules import retrieval_trainer  # pylint: disable=g-import-not-at-top
+  from modules import refit_protocol  # pylint: disable=g-import-not-at-top
 
   class FnArgs:
     custom_config = {'hparams': {'architecture': 'foo'}}
 
   with pytest.raises(ValueError, match=r"^Hyper-parameter architecture: "
                      r"expected one of 'mlp', 'dcn', got 'foo'$"):
-    retrieval_trainer.read_hparams(FnArgs(), RankingHParams)
+    refit_protocol.read_hparams(FnArgs(), RankingHParams)

@@ -1,8 +1,8 @@
 """The two-tower retrieval model from literal Transform-output tensors: tower
-shapes and normalisation, the bag-of-embeddings mean on a hand case, the
-catalogue softmax loss and the in-batch softmax loss with and without the
-logQ correction on hand-computed batches, accidental-hit removal, the top-K
-metrics, and short fits with either kind of negatives."""
+shapes and normalisation, the catalogue softmax loss and the in-batch
+softmax loss with and without the logQ correction on hand-computed batches,
+accidental-hit removal, the top-K metrics, and short fits with either kind
+of negatives."""
 
 import math
 
@@ -23,7 +23,7 @@ def _hparams(**kwargs) -> RetrievalHParams:
 
 
 # Tiny vocabularies (OOV bucket included) plus the fixed-size features.
-VOCAB_SIZES = dict(retrieval_model.FIXED_SIZES, **{
+VOCAB_SIZES = dict(features.FIXED_SIZES, **{
     features.USER_ID: 5, features.MOVIE_ID: 6, features.GENDER: 3,
     features.OCCUPATION: 4, features.ZIP_PREFIX: 4, features.GENRES: 5,
     features.TITLE_TOKENS: 7})
@@ -190,43 +190,6 @@ def test_each_tower_reads_its_own_features():
   assert query.bag_embeddings == {}
   assert set(candidate.bag_embeddings) == {features.GENRES,
                                            features.TITLE_TOKENS}
-
-
-def test_bag_of_embeddings_is_the_mean_of_its_rows_and_zero_when_empty():
-  bag = retrieval_model.BagOfEmbeddings(vocab_size=4, dim=2)
-  bag(_sparse([[0]]))  # builds the weights
-  bag.set_weights([np.array([[1., 0.], [0., 2.], [3., 3.], [-1., 5.]])])
-
-  result = bag(_sparse([[0, 2], [], [3], [1, 1, 2]]))
-
-  # [0, 2]:    ((1 + 3) / 2, (0 + 3) / 2)          = (2, 1.5)
-  # []:        no ids                              = (0, 0)
-  # [3]:                                           = (-1, 5)
-  # [1, 1, 2]: ((0 + 0 + 3) / 3, (2 + 2 + 3) / 3)  = (1, 7/3)
-  np.testing.assert_allclose(
-      result.numpy(), [[2, 1.5], [0, 0], [-1, 5], [1, 7 / 3]], rtol=1e-6)
-
-
-def test_bag_of_embeddings_keeps_the_batch_when_the_last_rows_are_empty():
-  bag = retrieval_model.BagOfEmbeddings(vocab_size=4, dim=2)
-  bag(_sparse([[0]]))
-  bag.set_weights([np.array([[1., 0.], [0., 2.], [3., 3.], [-1., 5.]])])
-
-  result = bag(_sparse([[1], [], []]))
-
-  assert result.shape == (3, 2)
-  np.testing.assert_allclose(result.numpy(), [[0, 2], [0, 0], [0, 0]])
-
-
-def test_bag_of_embeddings_of_a_dense_tensor_counts_id_zero():
-  bag = retrieval_model.BagOfEmbeddings(vocab_size=4, dim=2)
-  bag(_sparse([[0]]))
-  bag.set_weights([np.array([[1., 0.], [0., 2.], [3., 3.], [-1., 5.]])])
-
-  result = bag(tf.constant([[0, 2], [3, 1]], tf.int64))
-
-  # [0, 2]: (2, 1.5) as above; [3, 1]: ((-1 + 0) / 2, (5 + 2) / 2)
-  np.testing.assert_allclose(result.numpy(), [[2, 1.5], [-0.5, 3.5]])
 
 
 # --------------------------------------------------------------------- loss
