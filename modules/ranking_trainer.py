@@ -30,7 +30,7 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from typing import Dict, List, Mapping, Tuple  # noqa: E402
+from typing import Dict, List, Mapping, Optional, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
@@ -181,10 +181,12 @@ def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
 
 
 def train(train_files: List[str], eval_files: List[str],
-          tft_output: tft.TFTransformOutput, hparams: RankingHParams
+          tft_output: tft.TFTransformOutput, hparams: RankingHParams,
+          log_dir: Optional[str] = None
          ) -> Tuple[ranking_model.RankingModel, Dict[str, float],
                     Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
-  """Fits with early stopping on the eval split's RMSE.
+  """Fits with early stopping on the eval split's RMSE; TensorBoard logs
+  and `history.json` go to `log_dir` when given.
 
   Returns:
     (model with the best epoch's weights, that epoch's metrics, the movie
@@ -202,9 +204,11 @@ def train(train_files: List[str], eval_files: List[str],
       patience=hparams.early_stopping_patience, restore_best_weights=True)
   progress = training_log.TrainingLog('ranking', hparams.batch_size,
                                       EPOCH_METRICS)
-  history = model.fit(train_ds, validation_data=eval_ds,
-                      epochs=hparams.epochs, callbacks=[stop, progress],
-                      verbose=0)
+  history = model.fit(
+      train_ds, validation_data=eval_ds, epochs=hparams.epochs,
+      callbacks=[stop, progress] + training_log.run_callbacks(
+          log_dir, 'ranking', 'early_stopped', 'val_' + RMSE_METRIC, 'min'),
+      verbose=0)
   scores = history.history['val_' + RMSE_METRIC]
   best = int(np.argmin(scores))
   metrics = {k: float(v[best]) for k, v in history.history.items()}
@@ -301,8 +305,8 @@ def save(export: RankingExport, export_dir: str) -> None:
 
 def refit(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RankingHParams,
-          epochs: int) -> Tuple[object, Dict[str, tf.Tensor],
-                                Dict[str, tf.Tensor]]:
+          epochs: int, log_dir: Optional[str] = None
+         ) -> Tuple[object, Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
   """(fresh models fitted on train + eval for `epochs` epochs with their
   final weights; the movie table and the user table of train + eval).
   Nothing is held out, so no validation metric.
@@ -317,7 +321,7 @@ def refit(train_files: List[str], eval_files: List[str],
   members = refit_protocol.fit_members(
       'ranking', files, tft_output, hparams, epochs,
       lambda: compile_model(movies, counts, tft_output, hparams),
-      EPOCH_METRICS[:2])
+      EPOCH_METRICS[:2], log_dir=log_dir)
   if len(members) == 1:
     return members[0], movies, users
   return ranking_model.RankingEnsemble(members), movies, users
@@ -330,7 +334,8 @@ def run_fn(fn_args) -> None:
   hparams = refit_protocol.read_hparams(fn_args, RankingHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics, movies, users = train(
-      fn_args.train_files, fn_args.eval_files, tft_output, hparams)
+      fn_args.train_files, fn_args.eval_files, tft_output, hparams,
+      log_dir=fn_args.model_run_dir)
   training_log.write(
       f'ranking: best epoch {metrics["best_epoch"]} of '
       f'{metrics["epochs_run"]}, val RMSE {metrics["val_rmse"]:.4f}, '
@@ -354,7 +359,8 @@ def refit_fn(fn_args) -> None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, movies, users = refit(fn_args.train_files, fn_args.eval_files,
-                               tft_output, hparams, epochs)
+                               tft_output, hparams, epochs,
+                               log_dir=fn_args.model_run_dir)
   save(RankingExport(model, tft_output, users, movies),
        fn_args.serving_model_dir)
   refit_protocol.write_summary(

@@ -149,14 +149,16 @@ def refit_epochs(best_epoch: int, extra_epochs: int,
 
 def fit_members(kind: str, files: List[str],
                 tft_output: tft.TFTransformOutput, hparams, epochs: int,
-                build, epoch_metrics) -> List[tf.keras.Model]:
+                build, epoch_metrics,
+                log_dir: Optional[str] = None) -> List[tf.keras.Model]:
   """The refit's `ensemble_size` models, trained together.
 
   Each member is built by `build()` under its own seed (`member_seeds`:
   its initial weights); all are fitted on `files` for `epochs` epochs in
   one Keras loop (`ensemble.MemberStack`: one input pipeline shuffled by
   `seed`, each batch steps every member), progress logged as
-  '<kind> refit' with `epoch_metrics` (the loss is the members' sum).
+  '<kind> refit' with `epoch_metrics` (the loss is the members' sum), and
+  TensorBoard logs and `history.json` in `log_dir` when given.
   """
   seeds = member_seeds(hparams)
   members = []
@@ -176,7 +178,8 @@ def fit_members(kind: str, files: List[str],
   training_log.write(f'{name} on train + eval for {epochs} epoch(s), '
                      f'seeds {", ".join(str(s) for s in seeds)}')
   model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
-      training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)])
+      training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)
+  ] + training_log.run_callbacks(log_dir, kind, 'refit'))
   return members
 
 

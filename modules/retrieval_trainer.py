@@ -27,7 +27,7 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from typing import Dict, List, Mapping, Tuple  # noqa: E402
+from typing import Dict, List, Mapping, Optional, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
@@ -205,9 +205,11 @@ def validation_batch_size(num_movies: int) -> int:
 
 
 def train(train_files: List[str], eval_files: List[str],
-          tft_output: tft.TFTransformOutput, hparams: RetrievalHParams
+          tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
+          log_dir: Optional[str] = None
          ) -> Tuple[retrieval_model.RetrievalModel, Dict[str, float]]:
-  """Fits the model with early stopping on the eval split's top-100.
+  """Fits the model with early stopping on the eval split's top-100;
+  TensorBoard logs and `history.json` go to `log_dir` when given.
 
   Returns:
     (model with the best epoch's weights, that epoch's eval metrics).
@@ -227,9 +229,12 @@ def train(train_files: List[str], eval_files: List[str],
       patience=hparams.early_stopping_patience, restore_best_weights=True)
   progress = training_log.TrainingLog('retrieval', hparams.batch_size,
                                       EPOCH_METRICS)
-  history = model.fit(train_ds, validation_data=eval_ds,
-                      epochs=hparams.epochs, callbacks=[stop, progress],
-                      verbose=0)
+  history = model.fit(
+      train_ds, validation_data=eval_ds, epochs=hparams.epochs,
+      callbacks=[stop, progress] + training_log.run_callbacks(
+          log_dir, 'retrieval', 'early_stopped', 'val_' + TOP_100_METRIC,
+          'max'),
+      verbose=0)
   scores = history.history['val_' + TOP_100_METRIC]
   best = int(np.argmax(scores))
   metrics = {k: float(v[best]) for k, v in history.history.items()}
@@ -240,7 +245,7 @@ def train(train_files: List[str], eval_files: List[str],
 
 def refit(train_files: List[str], eval_files: List[str],
           tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
-          epochs: int):
+          epochs: int, log_dir: Optional[str] = None):
   """Fresh models fitted on train + eval for `epochs` epochs, final
   weights: movie table, sampling probabilities and user history include the
   eval split's ratings. Nothing is held out, so no metric.
@@ -253,7 +258,8 @@ def refit(train_files: List[str], eval_files: List[str],
   tables = read_tables(files, tft_output, hparams)
   members = refit_protocol.fit_members(
       'retrieval', files, tft_output, hparams, epochs,
-      lambda: build_model(tft_output, hparams, *tables), EPOCH_METRICS[:1])
+      lambda: build_model(tft_output, hparams, *tables), EPOCH_METRICS[:1],
+      log_dir=log_dir)
   if len(members) == 1:
     return members[0]
   return retrieval_model.RetrievalEnsemble(members)
@@ -280,7 +286,7 @@ def run_fn(fn_args) -> None:
   hparams = refit_protocol.read_hparams(fn_args, RetrievalHParams)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model, metrics = train(fn_args.train_files, fn_args.eval_files, tft_output,
-                         hparams)
+                         hparams, log_dir=fn_args.model_run_dir)
   training_log.write(
       f'retrieval: best epoch {metrics["best_epoch"]} of '
       f'{metrics["epochs_run"]}, val top-100 accuracy '
@@ -304,7 +310,7 @@ def refit_fn(fn_args) -> None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,
-                epochs)
+                epochs, log_dir=fn_args.model_run_dir)
   save_towers(model, tft_output, fn_args.serving_model_dir)
   refit_protocol.write_summary(fn_args.serving_model_dir,
                                refit_protocol.refit_summary(epochs, hparams))

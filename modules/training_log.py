@@ -1,5 +1,7 @@
 """Training progress for both trainers: a line per epoch, and lines within
-an epoch, on stdout and in the logs.
+an epoch, on stdout and in the logs; and, in the Trainer's `model_run`
+folder, TensorBoard logs and `history.json` (every epoch's metrics, for the
+run report).
 
 At 25M ratings one retrieval epoch lasts about half an hour; a line every
 `interval_seconds` (batches, examples, examples per second, running loss)
@@ -10,8 +12,9 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import json  # noqa: E402
 import time  # noqa: E402
-from typing import Optional, Sequence, Tuple  # noqa: E402
+from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -81,3 +84,60 @@ class TrainingLog(tf.keras.callbacks.Callback):
         for label, key, decimals in self._metrics)
     write(f'{self._name} epoch {epoch + 1}: '
                 f'{time.monotonic() - self._started:.1f}s {values}')
+
+
+HISTORY_FILE = 'history.json'
+
+
+class EpochHistory(tf.keras.callbacks.Callback):
+  """Writes `<directory>/history.json` at each epoch's end:
+
+    {"model": "ranking", "kind": "early_stopped" | "refit",
+     "epochs": [{"epoch": 1, "loss": ..., "val_rmse": ..., ...}, ...],
+     "best_epoch": 3 or null}
+
+  `best_epoch` follows `monitor` (a Keras log key) in `mode`, as early
+  stopping does; None without a monitor (a refit trains a fixed count).
+  Written whole each epoch (temp file, then rename), so a run stopped in
+  the middle leaves the epochs it finished.
+  """
+
+  def __init__(self, directory: str, model_name: str, kind: str,
+               monitor: Optional[str] = None, mode: str = 'min'):
+    super().__init__()
+    self._path = os.path.join(directory, HISTORY_FILE)
+    self._header = {'model': model_name, 'kind': kind}
+    self._monitor = monitor
+    self._sign = 1.0 if mode == 'min' else -1.0
+    self._epochs: List[Dict[str, float]] = []
+
+  def on_epoch_end(self, epoch, logs=None):
+    row = {'epoch': epoch + 1}
+    row.update({k: float(v) for k, v in (logs or {}).items()})
+    self._epochs.append(row)
+    best = None
+    if self._monitor:
+      scored = [r for r in self._epochs if self._monitor in r]
+      if scored:
+        best = min(scored, key=lambda r: self._sign * r[self._monitor])[
+            'epoch']
+    tf.io.gfile.makedirs(os.path.dirname(self._path))
+    temp = self._path + '.tmp'
+    with tf.io.gfile.GFile(temp, 'w') as f:
+      json.dump(dict(self._header, epochs=self._epochs, best_epoch=best), f,
+                indent=1)
+    tf.io.gfile.rename(temp, self._path, overwrite=True)
+
+
+def run_callbacks(log_dir: Optional[str], model_name: str, kind: str,
+                  monitor: Optional[str] = None,
+                  mode: str = 'min') -> List[tf.keras.callbacks.Callback]:
+  """TensorBoard scalars per epoch (and the model's graph) and
+  `EpochHistory`, into `log_dir` (the Trainer's `model_run_dir`); none
+  without a folder."""
+  if not log_dir:
+    return []
+  return [tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=True,
+                                         update_freq='epoch',
+                                         profile_batch=0),
+          EpochHistory(log_dir, model_name, kind, monitor, mode)]
