@@ -7,12 +7,16 @@ drowning in TensorFlow's and Beam's output.
 
 Each end line also gives the CPU seconds the component took: on a shared
 or small machine wall time alone cannot tell a component that waits from
-one that computes, nor how many cores it kept busy.
+one that computes, nor how many cores it kept busy. While a component runs,
+a heartbeat line every `HEARTBEAT_SECONDS` says it is still running and for
+how long: a Beam step (ExampleGen, StatisticsGen, Transform, the Evaluator)
+prints nothing of its own, and at 25M ratings runs for twenty minutes.
 """
 
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Dict, Optional, TextIO
 
@@ -22,6 +26,7 @@ _STARTED = 'Component %s is running.'
 _FINISHED = 'Component %s is finished.'
 _CACHED = 'A cached execution %d is used.'
 _SKIPPED = 'Skipping component %s.'
+HEARTBEAT_SECONDS = 45.0
 
 
 def cpu_seconds() -> float:
@@ -39,9 +44,13 @@ class ComponentProgress(logging.Handler):
   start and end is that component's (children count once they have ended).
   """
 
-  def __init__(self, stream: Optional[TextIO] = None):
+  def __init__(self, stream: Optional[TextIO] = None,
+               heartbeat_seconds: Optional[float] = HEARTBEAT_SECONDS):
     super().__init__(level=logging.INFO)
     self._stream = stream or sys.stdout
+    self._heartbeat_seconds = heartbeat_seconds
+    self._heartbeat: Optional[threading.Event] = None
+    self._heartbeat_lock = threading.Lock()
     self._run_started = time.monotonic()
     self._current: Optional[str] = None
     self._component_started = 0.0
@@ -61,9 +70,11 @@ class ComponentProgress(logging.Handler):
       self._component_cpu_started = cpu_seconds()
       self._cached = False
       self._print(f'{self._current:<22} started')
+      self._start_heartbeat(self._current)
     elif record.msg == _CACHED:
       self._cached = True
     elif record.msg == _FINISHED:
+      self._stop_heartbeat()
       seconds = time.monotonic() - self._component_started
       cpu = cpu_seconds() - self._component_cpu_started
       how = 'reused from cache' if self._cached else 'done'
@@ -74,6 +85,32 @@ class ComponentProgress(logging.Handler):
       self._current = None
     elif record.msg == _SKIPPED:
       self._print(f'{record.args[0]:<22} skipped')
+
+  def _start_heartbeat(self, component: str) -> None:
+    self._stop_heartbeat()
+    if not self._heartbeat_seconds:
+      return
+    stop = threading.Event()
+    started, cpu_started = self._component_started, cpu_seconds()
+
+    def beat():
+      while not stop.wait(self._heartbeat_seconds):
+        with self._heartbeat_lock:  # Never after the component's end line.
+          if stop.is_set():
+            return
+          self._print(f'{component:<22} running for '
+                      f'{time.monotonic() - started:.0f}s '
+                      f'(cpu {cpu_seconds() - cpu_started:.1f}s)')
+
+    threading.Thread(target=beat, name=f'heartbeat-{component}',
+                     daemon=True).start()
+    self._heartbeat = stop
+
+  def _stop_heartbeat(self) -> None:
+    if self._heartbeat is not None:
+      with self._heartbeat_lock:
+        self._heartbeat.set()
+      self._heartbeat = None
 
 
 def install(log_file: Optional[str] = None,

@@ -65,3 +65,21 @@ def test_an_ended_child_process_cpu_counts():
                   'while time.process_time() - t < 0.5: pass'], check=True)
   # The child burnt 0.5 s; this process only waited for it.
   assert progress.cpu_seconds() - before >= 0.5
+
+
+def test_a_long_component_prints_a_heartbeat_until_it_ends():
+  stream = io.StringIO()
+  reporter = progress.ComponentProgress(stream, heartbeat_seconds=0.05)
+  reporter.emit(_record('Component %s is running.', 'Transform'))
+  deadline = time.monotonic() + 5
+  while stream.getvalue().count('running for') < 2:
+    assert time.monotonic() < deadline, stream.getvalue()
+    time.sleep(0.01)
+  reporter.emit(_record('Component %s is finished.', 'Transform'))
+  lines = stream.getvalue().splitlines()
+  beats = [l for l in lines if 'running for' in l]
+  assert all(re.fullmatch(r'\[\s+\d+\.\ds\] Transform {14}running for \d+s '
+                          r'\(cpu \d+\.\ds\)', l) for l in beats)
+  assert 'done in' in lines[-1]
+  time.sleep(0.2)  # Stopped with the component: no line after its end.
+  assert stream.getvalue().splitlines() == lines
