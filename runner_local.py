@@ -110,6 +110,11 @@ def _run(args: argparse.Namespace, data_dir: str, output_dir: str) -> int:
   from movielens.layout import RawDataError  # pylint: disable=g-import-not-at-top
   from pipeline import summary  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  from components.atomic_pusher import staging  # pylint: disable=g-import-not-at-top
+  # Under the output folder's lock no push is under way: a staging folder
+  # is what a killed push left.
+  for path in staging.remove_stale_staging(configs.serving_dir(output_dir)):
+    print(f'Removed {path}, left by a push that did not finish', flush=True)
   pipeline = create_pipeline(**flags.create_pipeline_kwargs(
       args,
       pipeline_root=configs.pipeline_root(output_dir),
