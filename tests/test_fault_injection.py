@@ -78,8 +78,10 @@ def _staging(output_dir):
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('raw'))
-  synthetic.generate(path, num_users=80, num_movies=150, num_ratings=3000,
-                     seed=3)
+  # As in test_runner_local_e2e: tastes strong enough for both models to
+  # be blessed, so all three are pushed.
+  synthetic.generate(path, num_users=150, num_movies=300, num_ratings=6000,
+                     seed=7, zipf_exponent=0.6, taste_weight=40)
   return path
 
 
@@ -99,7 +101,8 @@ def test_killed_in_a_trainer_then_in_a_pusher_the_rerun_completes(
 
   code, lines, stderr = _run(data_dir, output_dir)
   assert code == 0, stderr[-3000:]
-  reused = {line.split()[1] for line in lines if 'reused from cache' in line}
+  reused = {line.split('] ', 1)[1].split()[0] for line in lines
+            if 'reused from cache' in line}
   assert {'MovieLensExampleGen', 'Transform', 'RankingTrainer',
           'RetrievalTrainer', 'RetrievalRefit'} <= reused
   for model in MODELS:
