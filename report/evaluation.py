@@ -104,8 +104,15 @@ def _decision(part: html.Section, component: str, blessed: Optional[bool],
   if checks:
     part.add(html.table(
         ['check', 'value', 'threshold', 'result', 'detail'],
-        [[name, value, threshold, 'pass' if passed else 'FAIL', detail]
+        [[name, value, threshold, _verdict(passed, detail), detail]
          for name, value, threshold, passed, detail in checks]))
+
+
+def _verdict(passed: bool, detail: str) -> str:
+  """'skip' for a check that did not apply (its detail says SKIP)."""
+  if str(detail).startswith('SKIP'):
+    return 'skip'
+  return 'pass' if passed else 'FAIL'
 
 
 def _thresholds(eval_config: dict):
@@ -144,9 +151,13 @@ def _ranking(part: html.Section, run: artifacts.Run) -> None:
   part.data['age_labels'] = {str(k): v for k, v in ages.items()}
   if overall:
     part.data['ranking_overall'] = overall
+
+  def order(row):
+    feature, value = row['slice'][0]
+    return (feature, int(value) if feature == 'age_bucket_xf' else 0,
+            row['label'])
   ordered = ([overall] if overall else []) + sorted(
-      (r for r in rows if r['slice']),
-      key=lambda r: (r['slice'][0][0], r['label']))
+      (r for r in rows if r['slice']), key=order)
   counts = [r['example_count'] or 0 for r in ordered]
   part.add(html.figure(plots.bars(
       [r['label'] for r in ordered],

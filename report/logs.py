@@ -32,7 +32,8 @@ REFIT = 'refit'
 _TIME = r'(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})'
 _EPOCH = re.compile(
     _TIME + r'.*?\b(?P<model>ranking|retrieval)'
-    r'(?P<refit> refit \((?P<members>\d+) members?\))? epoch (?P<epoch>\d+): '
+    r'(?P<refit> refit(?: \((?P<members>\d+) members?\))?)? epoch '
+    r'(?P<epoch>\d+): '
     r'(?P<seconds>[\d.]+)s (?P<metrics>.*)$')
 _BEST = re.compile(_TIME + r'.*?\b(?P<model>ranking|retrieval): best epoch '
                    r'(?P<best>\d+) of \d+')

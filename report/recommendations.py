@@ -127,7 +127,7 @@ def section(answers: Optional[Answers], ratings) -> html.Section:
                                 ' (no ratings in the data: an unknown user)')
     part.add(f'<h3>{html.escape(heading)}</h3><div class="row">'
              + html.table(['rated highest', 'rating'],
-                          [[t, r] for _, t, r in rated])
+                          [[t, f'{r:g}'] for _, t, r in rated])
              + html.table(['recommended', 'score', 'predicted rating'],
                           [[t, s, p] for _, t, s, p in recommended],
                           f'recommended-{user}') + '</div>')

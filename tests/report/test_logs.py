@@ -18,6 +18,7 @@ LOG = """\
 2026-12-05 18:42:46,100 INFO absl: ranking refit (3 members) on train + eval for 2 epoch(s), seeds 42, 43, 44
 2026-12-05 18:42:55,178 INFO absl: ranking refit (3 members) epoch 1: 9.0s loss 26.0571 rmse 1.0637
 2026-12-05 18:42:58,900 INFO absl: ranking refit (3 members) epoch 2: 3.7s loss 24.7126 rmse 0.9593
+2026-12-05 18:43:10,000 INFO absl: retrieval refit epoch 1: 2.0s loss 13.2878
 """
 
 
@@ -33,13 +34,15 @@ def test_log_lines_give_one_curve_per_model_and_kind_with_the_best_epoch():
           for h in histories] == [
               ('ranking', logs.EARLY_STOPPED, 2, 2, None),
               ('retrieval', logs.EARLY_STOPPED, 1, None, None),
-              ('ranking', logs.REFIT, 2, None, 3)]
+              ('ranking', logs.REFIT, 2, None, 3),
+              ('retrieval', logs.REFIT, 1, None, None)]
   assert histories[0].epochs[1] == {
       'epoch': 2, 'seconds': 1.4, 'loss': 8.1997, 'rmse': 0.962,
       'val_rmse': 0.9957, 'val_mae': 0.7974, 'val_relevance_auc': 0.761}
   assert histories[1].epochs[0]['val_top_100'] == 0.2189
   assert histories[2].label == 'ranking refit (3 members)'
   assert histories[2].epochs[1]['loss'] == 24.7126
+  assert histories[3].label == 'retrieval refit'
 
 
 def test_a_time_window_keeps_only_the_lines_of_one_execution():
