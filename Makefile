@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 # TFRS and tensorflow-transform need Keras 2, in every process.
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: help setup data run serve test test-fast lock clean goldens bench
+.PHONY: help setup data run serve report test test-fast lock clean goldens bench
 
 help:
 	@echo "make run        set up, download ml-100k if missing, run the local pipeline (DATASET=ml-1m|ml-20m|ml-25m for others)"
 	@echo "make serve      local gRPC server (TF Serving API) on $(OUTPUT_DIR)/serving, 127.0.0.1:8500 (PORT=, SERVE_HOST=)"
+	@echo "make report     HTML report of the latest run in $(OUTPUT_DIR): $(OUTPUT_DIR)/report/index.html"
 	@echo "make test       set up and run every test (unit, integration and end-to-end)"
 	@echo "make test-fast  unit tests only (-m unit; tests/conftest.py says what each tier runs)"
 	@echo "make data       download $(DATASET) into $(DATA_DIR) if missing (DATASET=ml-1m|ml-20m|ml-25m)"
@@ -44,6 +45,10 @@ PORT ?= 8500
 SERVE_HOST ?= 127.0.0.1
 serve: setup
 	$(PY) -m serving.server --serving-dir $(OUTPUT_DIR)/serving --host $(SERVE_HOST) --port $(PORT)
+
+# A self-contained page on the latest run (docs/report.md).
+report: setup
+	$(PY) -m report --output-dir $(OUTPUT_DIR)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ setup(
     packages=find_packages(
         include=['pipeline', 'pipeline.*', 'components', 'components.*',
                  'modules', 'modules.*', 'movielens', 'movielens.*',
-                 'serving', 'serving.*']),
+                 'serving', 'serving.*', 'report', 'report.*']),
     py_modules=['runner_local'],
     install_requires=[
         'tfx[kfp]>=1.16,<1.17',
