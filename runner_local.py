@@ -39,6 +39,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
       help='where the pipeline root, ML Metadata and logs go')
   parser.add_argument('--verbose', action='store_true',
                       help='show TFX and Beam logs on the console')
+  parser.add_argument('--no-report', action='store_true',
+                      help='do not write the HTML run report '
+                      '(<output-dir>/report/index.html)')
   flags.add_flags(parser)
   args = flags.parse_args(parser, argv)
   if (args.retrieval_index == 'scann' and
@@ -129,6 +132,7 @@ def _run(args: argparse.Namespace, data_dir: str, output_dir: str) -> int:
     tfx.orchestration.LocalDagRunner().run(pipeline)
   except (RawDataError, DataAnomaliesError) as e:
     print(f'\nPipeline stopped: {e}', file=sys.stderr)
+    _write_report(output_dir, args.no_report)
     return 1
   total = sum(seconds for _, seconds, _ in reporter.finished)
   print(f'Pipeline finished: {len(reporter.finished)} components in '
@@ -136,7 +140,25 @@ def _run(args: argparse.Namespace, data_dir: str, output_dir: str) -> int:
   print(summary.retrieval_report(configs.metadata_path(output_dir)))
   if not args.no_ranking:
     print(summary.ranking_report(configs.metadata_path(output_dir)))
+  _write_report(output_dir, args.no_report)
   return 0
+
+
+def _write_report(output_dir: str, skip: bool) -> None:
+  """The run report (`report/`), its path printed last. A step after the
+  run rather than a component: it reads every component's artifacts, the
+  stopped run's too, and a report that cannot be built must not fail the
+  run or invalidate its cache."""
+  if skip:
+    return
+  import report  # pylint: disable=g-import-not-at-top
+  try:
+    path = report.build(output_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    print(f'Run report not written: {type(e).__name__}: {e}',
+          file=sys.stderr)
+    return
+  print(f'Run report: {path}', flush=True)
 
 
 if __name__ == '__main__':
