@@ -63,3 +63,10 @@ def test_a_refit_has_no_best_epoch_and_tensorboard_gets_events(tmp_path):
 
 def test_no_folder_no_callbacks():
   assert training_log.run_callbacks(None, 'ranking', 'refit') == []
+
+
+def test_tensorboards_command_line_imports():
+  # `tensorboard --logdir ...` (docs/models.md) imports pkg_resources,
+  # which setuptools 81 removed: requirements.lock pins one before it.
+  from tensorboard import default  # pylint: disable=g-import-not-at-top
+  assert default.get_plugins()
