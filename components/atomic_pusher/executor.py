@@ -5,7 +5,9 @@ saved_model.pb last), so TF Serving, which polls the base folder, can see a
 half-copied version. Here the stock executor pushes into a hidden staging
 folder beside the destination (TF Serving ignores names that are not
 integers), and the finished version folder is then renamed into place:
-a rename within one local filesystem is atomic. On object stores (gs://),
+a rename within one local filesystem is atomic. A failed push removes its
+staging folder; one killed mid-copy leaves it, for
+`staging.remove_stale_staging` to remove. On object stores (gs://),
 where a folder rename is a copy, it falls back to the stock behaviour.
 
 Before the rename, the staged version gets TF Serving's warm-up requests
@@ -37,6 +39,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.atomic_pusher.staging import STAGING_PREFIX
 from serving import servables, warmup
 
 _PUSHED_DESTINATION_KEY = 'pushed_destination'
@@ -104,7 +107,7 @@ class Executor(pusher_executor.Executor):
     os.makedirs(base, exist_ok=True)
     if self._already_pushed(input_dict, output_dict, base):
       return
-    staging = tempfile.mkdtemp(prefix='.push-', dir=base)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base)
     try:
       staged = pusher_pb2.PushDestination()
       staged.CopyFrom(destination)

@@ -2,7 +2,7 @@
 in one rename, with TF Serving's warm-up requests already inside, pushes
 nothing for an unblessed one or one that fails its warm-up, and leaves
 neither a version folder nor its staging folder behind when the push
-fails."""
+fails; stale staging folders of killed pushes are removed on request."""
 
 import os
 import shutil
@@ -18,6 +18,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.atomic_pusher import AtomicPusher, executor
+from components.atomic_pusher import STAGING_PREFIX, remove_stale_staging
 from serving import servables, warmup
 
 pytestmark = pytest.mark.integration
@@ -240,8 +241,58 @@ def test_failure_mid_push_leaves_no_version_and_no_staging_folder(
   # The stock push was pointed at a hidden folder inside base.
   assert len(staged) == 1
   assert os.path.dirname(staged[0]) == str(base)
-  assert os.path.basename(staged[0]).startswith('.push-')
+  assert os.path.basename(staged[0]).startswith(STAGING_PREFIX)
   assert os.listdir(base) == []
+
+
+def _make_files(root, paths):
+  for path in paths:
+    full = os.path.join(str(root), path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, 'wb') as f:
+      f.write(b'x')
+
+
+def test_remove_stale_staging_deletes_only_staging_folders_of_models(
+    tmp_path):
+  serving = tmp_path / 'serving'
+  _make_files(serving, [
+      'retrieval/.push-ab12/1700000000/saved_model.pb',  # killed mid-copy
+      'retrieval/.push-cd34/1700000001/variables/variables.index',
+      'retrieval/1699999999/saved_model.pb',  # a served version
+      'ranking/.push-file',  # a file, not a staging folder
+      'ranking/.pushed/keep',  # another hidden folder
+      '.push-top/keep',  # not inside a model folder
+  ])
+  os.symlink(str(serving / 'retrieval' / '1699999999'),
+             str(serving / 'ranking' / '.push-link'))
+
+  removed = remove_stale_staging(str(serving))
+
+  assert STAGING_PREFIX == '.push-'
+  assert removed == [str(serving / 'retrieval' / '.push-ab12'),
+                     str(serving / 'retrieval' / '.push-cd34')]
+  assert sorted(os.listdir(serving / 'retrieval')) == ['1699999999']
+  assert sorted(os.listdir(serving / 'ranking')) == [
+      '.push-file', '.push-link', '.pushed']
+  assert os.listdir(serving / '.push-top') == ['keep']
+  assert remove_stale_staging(str(serving)) == []
+
+
+def test_remove_stale_staging_of_a_missing_folder_removes_nothing(tmp_path):
+  assert remove_stale_staging(str(tmp_path / 'nope')) == []
+
+
+def test_a_push_after_a_killed_one_leaves_only_its_version(
+    tmp_path, fixed_clock, push):
+  base = tmp_path / 'serving' / 'retrieval'
+  _make_files(base, ['.push-killed/1600000000/saved_model.pb'])
+
+  removed = remove_stale_staging(str(tmp_path / 'serving'))
+  push(base)
+
+  assert removed == [str(base / '.push-killed')]
+  assert os.listdir(base) == [str(VERSION)]
 
 
 def test_an_existing_version_is_not_overwritten(tmp_path, fixed_clock,
