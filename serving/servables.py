@@ -8,7 +8,9 @@ no gRPC service around it:
   SavedModel's `serve` graph, then its warm-up requests replayed (a failing
   one fails the load);
 - `LoadedVersion.predict` answers a `PredictRequest` with TF Serving's
-  checks and status codes (`ServingError`);
+  checks and status codes (`ServingError`), within the server's
+  `RequestLimits` (ids per request, bytes per id, rows per signature call),
+  and turns TensorFlow's errors into messages about the request;
 - `to_tensor` / `fill_tensor_proto` convert a request's `TensorProto` to a
   tensor and an output tensor back into the response;
 - `check_warmup_requests` replays a version's warm-up file before it is
@@ -37,9 +39,9 @@ from modules import retrieval_index  # noqa: E402
 from serving import warmup  # noqa: E402
 
 DEFAULT_SIGNATURE = warmup.DEFAULT_SIGNATURE
-_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 _LOG = logging.getLogger(__name__)
+
 
 class ServingError(Exception):
   """An error for the caller: a gRPC status code and a message."""
@@ -48,6 +50,35 @@ class ServingError(Exception):
     super().__init__(message)
     self.code = code
     self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestLimits:
+  """What one Predict request may hold, and how much of it runs at once.
+
+  None is no limit. The server sets all three (its flags, named in the
+  messages); loading and warm-up checks run unbounded.
+
+  Attributes:
+    max_batch: rows (ids) per input, the size of its first dimension.
+    max_id_bytes: bytes of the longest string value of an input.
+    chunk_rows: rows per signature call: a larger batch is run in slices of
+      this many rows and the outputs concatenated, so that the memory a
+      request takes does not grow with its batch.
+  """
+  max_batch: Optional[int] = None
+  max_id_bytes: Optional[int] = None
+  chunk_rows: Optional[int] = None
+
+  def __post_init__(self):
+    for name in ('max_batch', 'max_id_bytes', 'chunk_rows'):
+      value = getattr(self, name)
+      if value is not None and value < 1:
+        raise ValueError(f'{name} must be >= 1 (or None: no limit), got '
+                         f'{value}')
+
+
+NO_LIMITS = RequestLimits()
 
 
 
@@ -76,6 +107,33 @@ def _compatible(expected: Optional[Tuple[Optional[int], ...]],
     return True
   return len(expected) == len(dims) and all(
       e is None or e == d for e, d in zip(expected, dims))
+
+
+def _check_limits(name: str, proto: tensor_pb2.TensorProto,
+                  dims: Optional[List[int]], limits: RequestLimits) -> None:
+  """Refuses an input over the limits, from its proto alone.
+
+  Raises:
+    ServingError: INVALID_ARGUMENT naming the input, the limit and its flag.
+  """
+  if limits.max_batch is not None:
+    if dims is None:  # Unknown rank: every string counts as a row.
+      rows = len(proto.string_val)
+    else:
+      rows = dims[0] if dims else 1
+    if rows > limits.max_batch:
+      raise ServingError(
+          grpc.StatusCode.INVALID_ARGUMENT,
+          f'input {name!r} holds {rows} ids, more than the '
+          f'{limits.max_batch} a request may hold (--max-batch); split '
+          'the batch into several requests')
+  if limits.max_id_bytes is not None and proto.string_val:
+    longest = max(map(len, proto.string_val))
+    if longest > limits.max_id_bytes:
+      raise ServingError(
+          grpc.StatusCode.INVALID_ARGUMENT,
+          f'input {name!r} holds a value of {longest} bytes, more than the '
+          f'{limits.max_id_bytes} bytes an id may have (--max-id-bytes)')
 
 
 # Output dtypes (DataType enums) whose TensorProto.tensor_content is the
@@ -194,12 +252,14 @@ class Signature:
                         self.captured)
     return self.function(**arguments)
 
-  def arguments(self, inputs: Mapping[str, tensor_pb2.TensorProto]
-               ) -> Dict[str, tf.Tensor]:
-    """The request's input tensors, checked against the signature.
+  def arguments(self, inputs: Mapping[str, tensor_pb2.TensorProto],
+                limits: RequestLimits = NO_LIMITS) -> Dict[str, tf.Tensor]:
+    """The request's input tensors, checked against the signature and the
+    limits before any tensor is built.
 
     Raises:
-      ServingError: INVALID_ARGUMENT, naming the input and what it expects.
+      ServingError: INVALID_ARGUMENT, naming the input and what it expects,
+        or the limit exceeded and its value.
     """
     missing = sorted(set(self.inputs) - set(inputs))
     extra = sorted(set(inputs) - set(self.inputs))
@@ -210,7 +270,7 @@ class Signature:
       raise ServingError(
           grpc.StatusCode.INVALID_ARGUMENT,
           f'{"; ".join(problems)}: signature {self.name!r} takes '
-          f'{self._describe_inputs()}')
+          f'{self.describe_inputs()}')
     arguments = {}
     for name, spec in self.inputs.items():
       proto = inputs[name]
@@ -226,6 +286,7 @@ class Signature:
             grpc.StatusCode.INVALID_ARGUMENT,
             f'input {name!r} must have {_shape_text(spec.shape)}, got '
             f'{_shape_text(tf.TensorShape(dims))}')
+      _check_limits(name, proto, dims, limits)
       try:
         arguments[name] = to_tensor(proto)
       except (ValueError, TypeError) as e:
@@ -240,7 +301,38 @@ class Signature:
                    tuple(spec.shape.as_list()))
             for name, spec in self.inputs.items()}
 
-  def _describe_inputs(self) -> str:
+  @functools.cached_property
+  def batch_major(self) -> bool:
+    """Whether every input and output has rows along a first dimension of
+    any size, so that running slices of rows and concatenating the outputs
+    answers as one call does."""
+    outputs = self.function.structured_outputs
+    specs = list(self.inputs.values()) + [
+        outputs[n] for n in self.output_names]
+    return bool(self.inputs) and all(
+        getattr(spec, 'shape', None) is not None and spec.shape.rank and
+        spec.shape[0] is None for spec in specs)
+
+  def call_in_chunks(self, arguments: Mapping[str, tf.Tensor],
+                     output_names: Sequence[str],
+                     chunk_rows: Optional[int]) -> Dict[str, tf.Tensor]:
+    """`call`, on at most `chunk_rows` rows at a time when the signature is
+    batch-major and every input has the same number of rows: the chunks'
+    outputs (those in `output_names`) concatenated along the rows."""
+    rows = {t.shape[0] if t.shape.rank else None
+            for t in arguments.values()}
+    if (chunk_rows is None or len(rows) != 1 or None in rows or
+        not self.batch_major or next(iter(rows)) <= chunk_rows):
+      return self.call(arguments)
+    total = rows.pop()
+    parts = [self.call({n: t[start:start + chunk_rows]
+                        for n, t in arguments.items()})
+             for start in range(0, total, chunk_rows)]
+    return {n: tf.concat([part[n] for part in parts], axis=0)
+            for n in output_names}
+
+  def describe_inputs(self) -> str:
+    """'user_id (string, shape [None] (rank 1)), ...', sorted by name."""
     return ', '.join(f'{name} ({spec.dtype.name}, {_shape_text(spec.shape)})'
                      for name, spec in sorted(self.inputs.items()))
 
@@ -296,14 +388,16 @@ class LoadedVersion:
     spec.version.value = self.version
     return spec
 
-  def predict(self, request: predict_pb2.PredictRequest
+  def predict(self, request: predict_pb2.PredictRequest,
+              limits: RequestLimits = NO_LIMITS
              ) -> predict_pb2.PredictResponse:
-    """Runs a signature on the request's inputs.
+    """Runs a signature on the request's inputs, within `limits`.
 
     Raises:
       ServingError: FAILED_PRECONDITION for an unknown signature (as TF
-        Serving), INVALID_ARGUMENT for bad inputs or output_filter, the
-        TensorFlow error's own code when the model fails.
+        Serving), INVALID_ARGUMENT for bad inputs, inputs over the limits,
+        a bad output_filter or inputs the graph refuses (`graph_error`),
+        INTERNAL or RESOURCE_EXHAUSTED when the model itself fails.
     """
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature = self.signatures.get(name)
@@ -328,13 +422,13 @@ class LoadedVersion:
             f'output_filter: no output {", ".join(map(repr, unknown))} in '
             f'signature {name!r} (outputs: '
             f'{", ".join(signature.output_names)})')
-    arguments = signature.arguments(request.inputs)
+    arguments = signature.arguments(request.inputs, limits)
     try:
-      outputs = signature.call(arguments)
+      outputs = signature.call_in_chunks(arguments, output_names,
+                                         limits.chunk_rows)
     except tf.errors.OpError as e:
-      raise ServingError(_STATUS_CODES.get(e.error_code,
-                                           grpc.StatusCode.UNKNOWN),
-                         e.message.split('\n')[0]) from e
+      raise graph_error(e, signature, arguments, self.model_name,
+                        self.version) from e
     response = predict_pb2.PredictResponse()
     response.model_spec.name = self.model_name
     response.model_spec.version.value = self.version
@@ -342,6 +436,69 @@ class LoadedVersion:
     for output in output_names:
       fill_tensor_proto(response.outputs[output], outputs[output])
     return response
+
+
+# TensorFlow's graph errors that a request's values cause, e.g. a string
+# that does not parse as a number, an index out of a table: the caller's
+# to fix, so INVALID_ARGUMENT. Any other is the model's or the server's.
+_REQUEST_ERRORS = frozenset((tf.errors.INVALID_ARGUMENT,
+                             tf.errors.OUT_OF_RANGE))
+
+
+def graph_error_text(message: str) -> Tuple[str, Optional[str]]:
+  """(what went wrong, the node that raised it or None) from a TensorFlow
+  error message.
+
+  A signature's error reads 'Graph execution error:', then 'Detected at
+  node X defined at ...' and its stack, then the kernel's own message, then
+  '[[{{node X}}]] [Op:__inference_...]': only the kernel's message and the
+  node say anything to the caller.
+  """
+  node = None
+  kept = []
+  for line in message.split('\n'):
+    stripped = line.strip()
+    if stripped.startswith('Detected at node'):
+      node = node or stripped.split()[3].strip("'")
+      continue
+    if (not stripped or stripped == 'Graph execution error:' or
+        stripped == '<stack traces unavailable>' or line[:1].isspace() or
+        stripped.startswith('[[')):
+      continue
+    kept.append(stripped)
+  if node is None and '{{node ' in message:
+    node = message.split('{{node ', 1)[1].split('}}', 1)[0]
+  text = kept[-1] if kept else message.strip().split('\n')[0]
+  return text.split(' [Op:', 1)[0].strip(), node
+
+
+def graph_error(error: tf.errors.OpError, signature: Signature,
+                arguments: Mapping[str, tf.Tensor], model_name: str,
+                version: int) -> ServingError:
+  """A TensorFlow error raised while running a signature, as one line for
+  the caller.
+
+  INVALID_ARGUMENT for errors the request's values cause (`_REQUEST_ERRORS`)
+  saying what the graph refused, the inputs given and what the signature
+  takes; RESOURCE_EXHAUSTED for memory; INTERNAL for the rest.
+  """
+  text, node = graph_error_text(error.message)
+  where = f' (at node {node})' if node else ''
+  if error.error_code in _REQUEST_ERRORS:
+    given = ', '.join(
+        f'{n} ({t.dtype.name}, {int(tf.size(t))} value(s))'
+        for n, t in sorted(arguments.items()))
+    return ServingError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f'signature {signature.name!r} of model {model_name!r} could not '
+        f'process the inputs {given}: {text}{where}. It takes '
+        f'{signature.describe_inputs()}')
+  code = (grpc.StatusCode.RESOURCE_EXHAUSTED
+          if error.error_code == tf.errors.RESOURCE_EXHAUSTED else
+          grpc.StatusCode.INTERNAL)
+  return ServingError(
+      code, f'model {model_name!r} version {version} failed running '
+      f'signature {signature.name!r}: {type(error).__name__}: {text}{where}')
 
 
 def load_version(path: str, model_name: str, version: int) -> LoadedVersion:

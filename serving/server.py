@@ -2,6 +2,7 @@
 
     python -m serving.server --serving-dir outputs/serving --port 8500 \
         [--host 127.0.0.1] [--poll-seconds 1] [--num-versions 2] [--threads 8]
+        [--max-request-bytes 4194304] [--max-batch 1000] [--max-id-bytes 256]
 
 For development and tests on machines where `tensorflow_model_server`
 cannot run (it ships as a Docker image, Google's apt repository or a Bazel
@@ -15,11 +16,17 @@ status codes, so a client cannot tell the difference for what it covers:
   `output_filter`; inputs are checked against the signature (a missing,
   unexpected, wrongly typed or wrongly shaped input is INVALID_ARGUMENT,
   naming the input and what was expected); an unknown signature is
-  FAILED_PRECONDITION; an unknown model or version is NOT_FOUND.
+  FAILED_PRECONDITION; an unknown model or version is NOT_FOUND. A request
+  over `--max-request-bytes` is RESOURCE_EXHAUSTED (gRPC's own check), one
+  over `--max-batch` ids or with an id over `--max-id-bytes` is
+  INVALID_ARGUMENT, each message naming the limit; a batch runs through the
+  signature `--chunk-rows` rows at a time, so that its memory stays bounded.
+  A TensorFlow error the inputs cause is INVALID_ARGUMENT, saying what the
+  graph refused and what the signature takes; any other failure INTERNAL.
 - `PredictionService.GetModelMetadata`: the `signature_def` field, a
   `SignatureDefMap` packed in an `Any`, as TF Serving sends it.
 - `ModelService.GetModelStatus`: per version AVAILABLE, LOADING, or END
-  with the load error.
+  with the last load error while it is retried.
   Classify, Regress, MultiInference and HandleReloadConfigRequest answer
   UNIMPLEMENTED.
 
@@ -30,9 +37,11 @@ asks of TF Serving; 0 serves all): a request without a version gets the
 newest, a request naming one of them gets that one. A thread polls the
 folder: a new version is loaded fully (and warmed up, replaying its
 `assets.extra/tf_serving_warmup_requests` like TF Serving) before it is
-swapped in; a version that fails to load is logged and skipped, and the
-previous one keeps serving; versions deleted from disk or pushed out by
-newer ones are unloaded. A model folder without a version yet is not
+swapped in; a version that fails to load is logged, reported END with its
+error, and retried with backoff (`--load-retry-seconds`, doubling up to
+`--max-load-retry-seconds`, at once when its files change) until it loads or
+its folder goes, while the previous one keeps serving; versions deleted
+from disk or pushed out by newer ones are unloaded. A model folder without a version yet is not
 served (NOT_FOUND) while the other models are; real TF Serving, given that
 model in its config, opens no port until it has a version (see
 `serving/README.md`).
@@ -66,6 +75,21 @@ DEFAULT_THREADS = 8
 # requests still use every core through the inter-op pool.
 DEFAULT_INTER_OP_THREADS = 0
 DEFAULT_INTRA_OP_THREADS = 1
+# What one request may hold. 4 MiB is gRPC's own default: about 100,000
+# ids, far above --max-batch. Unbounded, one 64 MiB id took 6.6 GB more
+# (the recommender repeats the id for each candidate) and a batch of 10,000
+# users 5 GB.
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_BATCH = 1000
+DEFAULT_MAX_ID_BYTES = 256
+# Rows per signature call: a batch's intermediate tensors (the recommender
+# ranks 100 candidates per user) grow with the rows run together, so a
+# batch runs in slices and its peak memory is that of one slice.
+DEFAULT_CHUNK_ROWS = 100
+# A version that failed to load is retried after this delay, doubled after
+# each failure up to the maximum (TF Serving retries failed loads too).
+DEFAULT_LOAD_RETRY_SECONDS = 1.0
+DEFAULT_MAX_LOAD_RETRY_SECONDS = 30.0
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -101,6 +125,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help='TensorFlow intra-op threads (0: one per core; '
                       'default 1: kernels run in the calling thread); '
                       "TF Serving's --tensorflow_intra_op_parallelism")
+  parser.add_argument('--max-request-bytes', type=int,
+                      default=DEFAULT_MAX_REQUEST_BYTES,
+                      help='largest request accepted, in bytes (gRPC\'s '
+                      'max_receive_message_length; larger: RESOURCE_EXHAUSTED)')
+  parser.add_argument('--max-batch', type=int, default=DEFAULT_MAX_BATCH,
+                      help='most ids (rows) per input of a request')
+  parser.add_argument('--max-id-bytes', type=int,
+                      default=DEFAULT_MAX_ID_BYTES,
+                      help='longest string value (id) accepted, in bytes')
+  parser.add_argument('--chunk-rows', type=int, default=DEFAULT_CHUNK_ROWS,
+                      help='rows run through a signature at once; a larger '
+                      'batch runs in slices')
+  parser.add_argument('--load-retry-seconds', type=float,
+                      default=DEFAULT_LOAD_RETRY_SECONDS,
+                      help='first delay before a failed version is loaded '
+                      'again (doubled after each failure)')
+  parser.add_argument('--max-load-retry-seconds', type=float,
+                      default=DEFAULT_MAX_LOAD_RETRY_SECONDS,
+                      help='longest delay between two loads of a failed '
+                      'version')
   args = parser.parse_args(argv)
   if not 0 <= args.port <= 65535:
     parser.error(f'--port must be 0..65535, got {args.port}')
@@ -112,6 +156,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.error('--threads must be >= 1')
   if args.inter_op_threads < 0 or args.intra_op_threads < 0:
     parser.error('--inter-op-threads and --intra-op-threads must be >= 0')
+  for name in ('max_request_bytes', 'max_batch', 'max_id_bytes',
+               'chunk_rows'):
+    if getattr(args, name) < 1:
+      parser.error(f'--{name.replace("_", "-")} must be >= 1')
+  if not 0 < args.load_retry_seconds <= args.max_load_retry_seconds:
+    parser.error('need 0 < --load-retry-seconds <= --max-load-retry-seconds')
   return args
 
 
@@ -128,7 +178,7 @@ import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent import futures  # noqa: E402
-from typing import Dict, List, Tuple  # noqa: E402
+from typing import Callable, Dict, List, Tuple  # noqa: E402
 
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -139,14 +189,14 @@ from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
 from serving.servables import LoadedVersion  # noqa: E402
+from serving.servables import RequestLimits  # noqa: E402
 from serving.servables import ServingError  # noqa: E402
 from serving.servables import load_version  # noqa: E402
 
 SIGNATURE_DEF_FIELD = 'signature_def'
-# TF Serving accepts messages up to 2 GiB; so does this server.
-_GRPC_OPTIONS = (('grpc.max_receive_message_length', -1),
-                 ('grpc.max_send_message_length', -1),
-                 ('grpc.so_reuseport', 0))
+DEFAULT_LIMITS = RequestLimits(max_batch=DEFAULT_MAX_BATCH,
+                               max_id_bytes=DEFAULT_MAX_ID_BYTES,
+                               chunk_rows=DEFAULT_CHUNK_ROWS)
 
 _State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -182,15 +232,29 @@ def _model_folders(serving_dir: str) -> List[str]:
                 os.path.isdir(os.path.join(serving_dir, n)))
 
 
-def _stamp(path: str) -> float:
-  """When a version folder's graph last changed: a failed load is retried
-  only after that."""
-  for name in ('saved_model.pb', 'saved_model.pbtxt'):
-    try:
-      return os.stat(os.path.join(path, name)).st_mtime
-    except OSError:
-      continue
-  return 0.0
+def _folder_stamp(path: str) -> Tuple[Tuple[str, int, int], ...]:
+  """Every file of a version folder with its size and modification time: a
+  folder still being copied (graph first, variables later) changes it."""
+  stamp = []
+  for root, _, files in os.walk(path):
+    for name in files:
+      full = os.path.join(root, name)
+      try:
+        info = os.stat(full)
+      except OSError:  # Removed while we look: the stamp changes anyway.
+        continue
+      stamp.append((os.path.relpath(full, path), info.st_size,
+                    info.st_mtime_ns))
+  return tuple(sorted(stamp))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+  """A version that failed to load, and when to try it again."""
+  stamp: Tuple[Tuple[str, int, int], ...]  # _folder_stamp before the load.
+  attempts: int
+  delay: float  # Seconds from the last failure to the next attempt.
+  retry_at: float  # On the registry's clock.
 
 
 class ModelRegistry:
@@ -201,18 +265,28 @@ class ModelRegistry:
   """
 
   def __init__(self, serving_dir: str,
-               num_versions: int = DEFAULT_NUM_VERSIONS):
+               num_versions: int = DEFAULT_NUM_VERSIONS,
+               load_retry_seconds: float = DEFAULT_LOAD_RETRY_SECONDS,
+               max_load_retry_seconds: float = DEFAULT_MAX_LOAD_RETRY_SECONDS,
+               clock: Callable[[], float] = time.monotonic):
     if num_versions < 0:
       raise ValueError(f'num_versions must be >= 0 (0: all), got '
                        f'{num_versions}')
+    if not 0 < load_retry_seconds <= max_load_retry_seconds:
+      raise ValueError(
+          f'need 0 < load_retry_seconds <= max_load_retry_seconds, got '
+          f'{load_retry_seconds} and {max_load_retry_seconds}')
     self.serving_dir = serving_dir
     self.num_versions = num_versions
+    self.load_retry_seconds = load_retry_seconds
+    self.max_load_retry_seconds = max_load_retry_seconds
+    self._clock = clock
     # model -> (version -> LoadedVersion, newest LoadedVersion)
     self._served: Dict[str, Tuple[Dict[int, LoadedVersion],
                                   LoadedVersion]] = {}
     # model -> version -> VersionState
     self._states: Dict[str, Dict[int, VersionState]] = {}
-    self._failed: Dict[str, float] = {}  # version path -> its _stamp
+    self._failed: Dict[str, _Failure] = {}  # version path -> its failure
     self._poll_lock = threading.Lock()
 
   def get(self, model_spec: model_pb2.ModelSpec) -> LoadedVersion:
@@ -276,7 +350,8 @@ class ModelRegistry:
             for name, (versions, _) in self._served.items()}
 
   def poll(self) -> None:
-    """Loads new versions, then swaps them in and unloads old ones."""
+    """Loads new versions and failed ones due for a retry, then swaps them
+    in and unloads old ones."""
     with self._poll_lock:
       models = _model_folders(self.serving_dir)
       served = dict(self._served)
@@ -286,6 +361,32 @@ class ModelRegistry:
         _LOG.info('Unloaded model %s: its folder is gone', name)
         del served[name]
         self._set_states(name, {})
+      for name in set(self._states) - set(models):
+        self._set_states(name, {})
+      for path in list(self._failed):
+        if os.path.dirname(path) not in {
+            os.path.join(self.serving_dir, m) for m in models}:
+          del self._failed[path]
+
+  def _waiting(self, path: str, now: float) -> bool:
+    """Whether a version that failed to load waits for its retry; a folder
+    whose files changed since is tried again at once."""
+    failure = self._failed.get(path)
+    if failure is None:
+      return False
+    if _folder_stamp(path) != failure.stamp:
+      del self._failed[path]
+      return False
+    return now < failure.retry_at
+
+  def _record_failure(self, path: str, stamp) -> _Failure:
+    previous = self._failed.get(path)
+    delay = (self.load_retry_seconds if previous is None else
+             min(previous.delay * 2, self.max_load_retry_seconds))
+    failure = _Failure(stamp, (previous.attempts if previous else 0) + 1,
+                       delay, self._clock() + delay)
+    self._failed[path] = failure
+    return failure
 
   def _poll_model(self, name: str, served: Dict[str, Tuple[
       Dict[int, LoadedVersion], LoadedVersion]]) -> None:
@@ -297,12 +398,10 @@ class ModelRegistry:
               if v in current or s.state == _State.END}
     while True:
       on_disk = _version_folders(model_dir)
-      failed = {}
-      for version in on_disk:
-        path = os.path.join(model_dir, str(version))
-        if self._failed.get(path) == _stamp(path):
-          failed[version] = path
-      candidates = [v for v in on_disk if v not in failed]
+      now = self._clock()
+      waiting = {v for v in on_disk
+                 if self._waiting(os.path.join(model_dir, str(v)), now)}
+      candidates = [v for v in on_disk if v not in waiting]
       wanted = (candidates[:self.num_versions] if self.num_versions else
                 candidates)
       to_load = [v for v in wanted if v not in current]
@@ -310,25 +409,31 @@ class ModelRegistry:
         break
       version = to_load[0]
       path = os.path.join(model_dir, str(version))
-      states[version] = VersionState(_State.LOADING)
-      self._set_states(name, states)
+      if version not in states or states[version].state != _State.END:
+        # A retry keeps reporting the last error until it succeeds.
+        states[version] = VersionState(_State.LOADING)
+        self._set_states(name, states)
+      stamp = _folder_stamp(path)
       started = time.monotonic()
       try:
         loaded = load_version(path, name, version)
       except Exception as e:  # Any failure: log it, keep serving the rest.
         message = e.message if isinstance(e, ServingError) else (
             f'{type(e).__name__}: {e}'.split('\n')[0])
-        self._failed[path] = _stamp(path)
+        failure = self._record_failure(path, stamp)
+        retry = (f'attempt {failure.attempts} failed; next in '
+                 f'{failure.delay:g} s, or as soon as its files change')
         states[version] = VersionState(
             _State.END, getattr(e, 'code', grpc.StatusCode.UNKNOWN),
-            message)
+            f'{message} ({retry})')
         self._set_states(name, states)
         serving = sorted(current, reverse=True)
-        _LOG.error('Could not load %s version %d from %s: %s; %s', name,
-                   version, path, message,
+        _LOG.error('Could not load %s version %d from %s: %s; %s; %s', name,
+                   version, path, message, retry,
                    f'still serving version(s) {serving}' if serving else
                    'no version of it is served')
         continue
+      self._failed.pop(path, None)
       current[version] = loaded
       states[version] = VersionState(_State.AVAILABLE)
       warmed = (f', replayed {loaded.warmup_requests} warm-up request(s)'
@@ -345,6 +450,9 @@ class ModelRegistry:
     for version in list(states):
       if states[version].state == _State.END and version not in on_disk:
         del states[version]
+        self._failed.pop(os.path.join(model_dir, str(version)), None)
+        _LOG.info('Gave up loading %s version %d: its folder is gone', name,
+                  version)
     if current:
       served[name] = (current, current[max(current)])
     else:
@@ -367,17 +475,24 @@ class ModelRegistry:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """TF Serving's PredictionService: Predict and GetModelMetadata."""
 
-  def __init__(self, registry: ModelRegistry):
+  def __init__(self, registry: ModelRegistry,
+               limits: RequestLimits = DEFAULT_LIMITS):
     self._registry = registry
+    self._limits = limits
 
   def Predict(self, request, context):
     try:
-      return self._registry.get(request.model_spec).predict(request)
+      return self._registry.get(request.model_spec).predict(request,
+                                                            self._limits)
     except ServingError as e:
       context.abort(e.code, e.message)
     except Exception as e:  # A bug or an unexpected model failure.
       _LOG.exception('Predict failed for %s', request.model_spec.name)
-      context.abort(grpc.StatusCode.INTERNAL, f'{type(e).__name__}: {e}')
+      first_line = str(e).strip().split('\n')[0][:500]
+      context.abort(grpc.StatusCode.INTERNAL,
+                    f'Predict failed for model '
+                    f'{request.model_spec.name!r}: {type(e).__name__}: '
+                    f'{first_line}')
 
   def GetModelMetadata(self, request, context):
     try:
@@ -434,7 +549,11 @@ class LocalServer:
                port: int = DEFAULT_PORT,
                poll_seconds: float = DEFAULT_POLL_SECONDS,
                num_versions: int = DEFAULT_NUM_VERSIONS,
-               threads: int = DEFAULT_THREADS):
+               threads: int = DEFAULT_THREADS,
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+               limits: RequestLimits = DEFAULT_LIMITS,
+               load_retry_seconds: float = DEFAULT_LOAD_RETRY_SECONDS,
+               max_load_retry_seconds: float = DEFAULT_MAX_LOAD_RETRY_SECONDS):
     if not os.path.isdir(serving_dir):
       raise ValueError(f'serving folder {serving_dir} does not exist (push '
                        'a model first: make run)')
@@ -442,7 +561,13 @@ class LocalServer:
       raise ValueError(f'poll_seconds must be > 0, got {poll_seconds}')
     if threads < 1:
       raise ValueError(f'threads must be >= 1, got {threads}')
-    self.registry = ModelRegistry(serving_dir, num_versions)
+    if max_request_bytes < 1:
+      raise ValueError(f'max_request_bytes must be >= 1, got '
+                       f'{max_request_bytes}')
+    self.registry = ModelRegistry(serving_dir, num_versions,
+                                  load_retry_seconds, max_load_retry_seconds)
+    self.max_request_bytes = max_request_bytes
+    self.limits = limits
     self.host = host
     self.port = port
     self.poll_seconds = poll_seconds
@@ -466,9 +591,13 @@ class LocalServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=self.threads,
                                    thread_name_prefix='grpc'),
-        options=_GRPC_OPTIONS)
+        # gRPC refuses a larger request itself, before it is parsed:
+        # RESOURCE_EXHAUSTED 'Received message larger than max (N vs. M)'.
+        options=(('grpc.max_receive_message_length', self.max_request_bytes),
+                 ('grpc.max_send_message_length', -1),
+                 ('grpc.so_reuseport', 0)))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(self.registry), server)
+        PredictionServicer(self.registry, self.limits), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelServicer(self.registry), server)
     try:
@@ -540,8 +669,13 @@ def main(argv: Optional[Sequence[str]] = None,
   tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
   tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
   try:
-    server = LocalServer(args.serving_dir, args.host, args.port,
-                         args.poll_seconds, args.num_versions, args.threads)
+    server = LocalServer(
+        args.serving_dir, args.host, args.port, args.poll_seconds,
+        args.num_versions, args.threads, args.max_request_bytes,
+        RequestLimits(max_batch=args.max_batch,
+                      max_id_bytes=args.max_id_bytes,
+                      chunk_rows=args.chunk_rows),
+        args.load_retry_seconds, args.max_load_retry_seconds)
     server.start()
   except (ValueError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)

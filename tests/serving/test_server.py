@@ -404,11 +404,14 @@ def test_a_version_that_fails_to_load_is_skipped_and_reported(
   with open(os.path.join(broken, 'saved_model.pb'), 'wb') as f:
     f.write(b'not a SavedModel')
 
-  with serving_server.LocalServer(versioned_dir, port=0) as server:
+  with serving_server.LocalServer(versioned_dir, port=0,
+                                  load_retry_seconds=600,
+                                  max_load_retry_seconds=600) as server:
     predictions, models = _stubs(server)
     answer = _top_ids(predictions)
     status = models.GetModelStatus(_status_request(RETRIEVAL), timeout=10)
-    server.registry.poll()  # Polling again does not retry nor forget it.
+    server.registry.poll()  # Before its retry is due: neither retried nor
+    # forgotten.
     again = models.GetModelStatus(_status_request(RETRIEVAL), timeout=10)
 
   # Version 2 keeps serving; version 3 is END with its error.
@@ -417,8 +420,10 @@ def test_a_version_that_fails_to_load_is_skipped_and_reported(
             for s in status.model_version_status]
   assert states == [(3, END, grpc.StatusCode.UNKNOWN.value[0]),
                     (2, AVAILABLE, 0), (1, AVAILABLE, 0)]
-  assert 'not a readable SavedModel' in (
-      status.model_version_status[0].status.error_message)
+  message = status.model_version_status[0].status.error_message
+  assert 'not a readable SavedModel' in message
+  assert message.endswith('(attempt 1 failed; next in 600 s, or as soon as '
+                          'its files change)')
   assert again == status
 
 
@@ -445,12 +450,28 @@ def test_a_missing_serving_folder_is_refused(tmp_path):
     (['--poll-seconds', '0'], '--poll-seconds must be > 0'),
     (['--num-versions', '-1'], '--num-versions must be >= 0'),
     (['--threads', '0'], '--threads must be >= 1'),
+    (['--max-request-bytes', '0'], '--max-request-bytes must be >= 1'),
+    (['--max-batch', '0'], '--max-batch must be >= 1'),
+    (['--max-id-bytes', '0'], '--max-id-bytes must be >= 1'),
+    (['--chunk-rows', '0'], '--chunk-rows must be >= 1'),
+    (['--load-retry-seconds', '60', '--max-load-retry-seconds', '30'],
+     'need 0 < --load-retry-seconds <= --max-load-retry-seconds'),
 ])
 def test_command_line_flags_are_validated(flags, message, capsys):
   with pytest.raises(SystemExit):
     serving_server.parse_args(['--serving-dir', 'x'] + flags)
 
   assert message in capsys.readouterr().err
+
+
+def test_limits_and_retries_default_to_the_documented_values():
+  args = serving_server.parse_args(['--serving-dir', 'x'])
+
+  assert (args.max_request_bytes, args.max_batch, args.max_id_bytes,
+          args.chunk_rows) == (4 * 1024 * 1024, 1000, 256, 100)
+  assert (args.load_retry_seconds, args.max_load_retry_seconds) == (1.0, 30.0)
+  assert serving_server.DEFAULT_LIMITS == serving_server.RequestLimits(
+      max_batch=1000, max_id_bytes=256, chunk_rows=100)
 
 
 def _free_port():

@@ -137,6 +137,7 @@ def test_the_server_replays_the_file_and_refuses_a_failing_one(
   assert failed.error_code == grpc.StatusCode.INVALID_ARGUMENT
   assert failed.error_message == (
       'warm-up request 1 of assets.extra/tf_serving_warmup_requests failed: '
-      "input 'user_id' must be string, got float32")
+      "input 'user_id' must be string, got float32 (attempt 1 failed; next "
+      'in 1 s, or as soon as its files change)')
   spec = serving_server.model_pb2.ModelSpec(name=RETRIEVAL)
   assert registry.get(spec).warmup_requests == 1
