@@ -441,24 +441,44 @@ class ModelRegistry:
       _LOG.info('Loaded %s version %d from %s in %.1fs (signatures: %s%s)',
                 name, version, path, time.monotonic() - started,
                 ', '.join(sorted(loaded.signatures)), warmed)
-    for version in sorted(set(current) - set(wanted)):
-      del current[version]
-      states.pop(version, None)
-      why = ('its folder is gone' if version not in on_disk else
-             f'not among the newest {self.num_versions}')
-      _LOG.info('Unloaded %s version %d: %s', name, version, why)
+      # Swapped in at once, and what it pushes out unloaded, so that new
+      # versions arriving faster than they load neither wait for the loop
+      # to end nor pile up in memory.
+      self._unload(name, current, states, on_disk, [
+          v for v in current if self.num_versions and len(
+              [u for u in current if u > v]) >= self.num_versions])
+      self._publish(name, current, served)
+      self._set_states(name, states)
+    self._unload(name, current, states, on_disk, set(current) - set(wanted))
     for version in list(states):
       if states[version].state == _State.END and version not in on_disk:
         del states[version]
         self._failed.pop(os.path.join(model_dir, str(version)), None)
         _LOG.info('Gave up loading %s version %d: its folder is gone', name,
                   version)
+    self._publish(name, current, served)
+    self._set_states(name, states)
+
+  def _unload(self, name: str, current: Dict[int, LoadedVersion],
+              states: Dict[int, VersionState], on_disk: List[int],
+              versions) -> None:
+    """Drops `versions` and those gone from disk from `current`."""
+    for version in sorted(set(versions) | (set(current) - set(on_disk))):
+      del current[version]
+      states.pop(version, None)
+      why = ('its folder is gone' if version not in on_disk else
+             f'not among the newest {self.num_versions}')
+      _LOG.info('Unloaded %s version %d: %s', name, version, why)
+
+  def _publish(self, name: str, current: Dict[int, LoadedVersion],
+               served: Dict[str, Tuple[Dict[int, LoadedVersion],
+                                       LoadedVersion]]) -> None:
+    """Makes `current` the versions requests for `name` see."""
     if current:
-      served[name] = (current, current[max(current)])
+      served[name] = (dict(current), current[max(current)])
     else:
       served.pop(name, None)
     self._served = dict(served)
-    self._set_states(name, states)
 
   def _set_states(self, name: str, states: Dict[int, VersionState]) -> None:
     all_states = dict(self._states)

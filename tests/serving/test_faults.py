@@ -472,3 +472,29 @@ def test_a_failed_version_deleted_from_disk_is_no_longer_retried(
   assert [(v, s.state) for v, s in registry.status(
       model_pb2.ModelSpec(name=RETRIEVAL))] == [(1, AVAILABLE)]
   assert registry.served_versions() == {RETRIEVAL: [1]}
+
+
+def test_versions_arriving_while_others_load_are_swapped_in_one_by_one(
+    model_store, versioned_dir_with_v1, monkeypatch):
+  root, model_dir = versioned_dir_with_v1
+  registry = serving_server.ModelRegistry(root)
+  registry.poll()
+  real_load = serving_server.load_version
+  seen = {}
+
+  def load(path, name, version):
+    # Each load sees what is served, then the next version arrives.
+    seen[version] = registry.served_versions()
+    if version < 4:
+      conftest.install(model_store, RETRIEVAL, model_dir, version + 1)
+    return real_load(path, name, version)
+
+  monkeypatch.setattr(serving_server, 'load_version', load)
+  conftest.install(model_store, RETRIEVAL, model_dir, 2)
+  registry.poll()
+
+  # One poll loads 2, 3 and 4; each is served as soon as it is loaded, and
+  # the versions beyond the newest 2 are unloaded at once.
+  assert seen == {2: {RETRIEVAL: [1]}, 3: {RETRIEVAL: [2, 1]},
+                  4: {RETRIEVAL: [3, 2]}}
+  assert registry.served_versions() == {RETRIEVAL: [4, 3]}
