@@ -29,6 +29,8 @@ setup(
         'tensorflow-serving-api>=2.16,<2.17',
         'apache-beam[gcp]>=2.47,<3',
         'dill',
+        'matplotlib',  # The run report's plots.
+        'setuptools<81',  # pkg_resources, for TensorBoard 2.16.
     ],
     extras_require={
         'dev': ['pytest'],
