@@ -23,7 +23,6 @@ TRAINERS = {
     'RankingTrainer': ('ranking', logs.EARLY_STOPPED),
     'RankingRefit': ('ranking', logs.REFIT),
 }
-_LOSSES = ('loss', 'total_loss', 'regularization_loss')
 
 
 def histories(run: artifacts.Run, component: str) -> List[logs.History]:
@@ -42,23 +41,30 @@ def histories(run: artifacts.Run, component: str) -> List[logs.History]:
 
 
 def _plot(history: logs.History) -> str:
+  """Up to three plots, each on its own scale: training losses, validation
+  losses (the retrieval validation batch is larger, so its in-batch loss
+  is on another scale), other metrics."""
   epochs = [row['epoch'] for row in history.epochs]
   keys = [k for k in history.epochs[0] if k not in ('epoch', 'seconds')]
-  losses = {k: [row.get(k) for row in history.epochs]
-            for k in keys if k in _LOSSES}
-  others = {k: [row.get(k) for row in history.epochs]
-            for k in keys if k not in _LOSSES}
-  figures = []
-  if losses:
-    figures.append(html.figure(plots.curves(
-        epochs, losses, f'{history.label}: loss', history.best_epoch),
-        f'Source: {history.source}'))
-  if others:
-    figures.append(html.figure(plots.curves(
-        epochs, others, f'{history.label}: metrics', history.best_epoch),
-        'val_*: on the eval split' if any(k.startswith('val')
-                                          for k in others) else
-        'On the training data (a refit trains on train + eval).'))
+
+  def curves(wanted):
+    return {k: [row.get(k) for row in history.epochs]
+            for k in keys if wanted(k)}
+
+  groups = (
+      (curves(lambda k: k.endswith('loss') and not k.startswith('val_')),
+       'loss', f'Source: {history.source}'),
+      (curves(lambda k: k.endswith('loss') and k.startswith('val_')),
+       'validation loss', 'On the eval split.'),
+      (curves(lambda k: not k.endswith('loss')), 'metrics',
+       'val_*: on the eval split' if any(
+           k.startswith('val') for k in keys if not k.endswith('loss')) else
+       'On the training data (a refit trains on train + eval).'),
+  )
+  figures = [html.figure(plots.curves(epochs, values,
+                                      f'{history.label}: {title}',
+                                      history.best_epoch), caption)
+             for values, title, caption in groups if values]
   return '<div class="row">' + ''.join(figures) + '</div>'
 
 

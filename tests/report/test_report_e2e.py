@@ -76,9 +76,10 @@ def test_every_plot_is_inline_and_nothing_is_fetched(run_report):
   _, _, page, _ = run_report
   figures = re.findall(r'<figure>(<svg.*?</svg>)', page, re.S)
   # Data: ratings, per user, per movie, time, genres; training: loss and
-  # metrics (history.json) of the four Trainers; evaluation: retrieval,
+  # metrics of the four Trainers (history.json) and the validation loss of
+  # the two early-stopped ones; evaluation: retrieval,
   # ranking slices; run: timings.
-  assert len(figures) == 5 + 8 + 2 + 1
+  assert len(figures) == 5 + 10 + 2 + 1
   for svg in figures:
     assert len(svg) > 2000 and '<path' in svg
   assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page)
@@ -267,7 +268,7 @@ def test_the_report_renders_in_a_headless_browser(run_report, tmp_path):
           if 'CONSOLE' in line or 'Uncaught' in line] == []
   sizes = json.loads(re.search(r'<pre id="rendered-sizes">(.*?)</pre>',
                                dumped.stdout, re.S).group(1))
-  assert len(sizes) == 16
+  assert len(sizes) == 18
   assert all(width > 50 and height > 50 for width, height in sizes)
 
 
