@@ -535,10 +535,13 @@ def test_help_and_usage_errors_answer_before_tensorflow_is_imported():
 def test_make_serve_binds_loopback_on_8500_unless_told(variables, flags):
   # -n prints the commands without running them.
   done = subprocess.run(
-      ['make', '-n', 'serve', 'OUTPUT_DIR=out', *variables], cwd=REPO_ROOT,
-      capture_output=True, text=True, timeout=60,
+      ['make', '--no-print-directory', '-n', 'serve', 'OUTPUT_DIR=out',
+       *variables], cwd=REPO_ROOT, capture_output=True, text=True,
+      timeout=60,
+      # Under `make test` the outer make's flags would reach this one.
       env={k: v for k, v in os.environ.items()
-           if k not in ('PORT', 'SERVE_HOST')})
+           if k not in ('PORT', 'SERVE_HOST', 'MAKEFLAGS', 'MFLAGS',
+                        'MAKELEVEL')})
 
   assert done.returncode == 0, done.stderr
   assert done.stdout.splitlines()[-1].endswith(
