@@ -52,8 +52,8 @@ def test_the_readme_lines_carry_every_figure():
                             'versions_pushed': 4, 'concurrency': 8,
                             'peak_rss_mib': 900.0, 'idle_rss_mib': 700.0},
       'large_batch': {'users': 1000, 'answered': 1000, 'seconds': 0.8,
-                      'rss_before_mib': 800.0, 'rss_after_mib': 820.0,
-                      'rss_5s_later_mib': 805.0}}
+                      'rss_before_mib': 800.0,
+                      'rss_after_each_mib': [820.0, 821.0]}}
   text = serving_faults.render_markdown(results)
   assert 'code abcdef1;' in text
   assert '| requests (concurrency 8) | 100 |' in text
@@ -61,5 +61,6 @@ def test_the_readme_lines_carry_every_figure():
   assert '| errors | 0 |' in text
   assert '| p50 / p99 latency (ms) | 3.1 / 9.5 |' in text
   assert '| server RSS idle / peak (MiB) | 700.0 / 900.0 |' in text
-  assert ('One request of 1,000 users answered in 0.8 s; server RSS 800.0 '
-          'MiB before, 820.0 MiB after, 805.0 MiB 5 s later.') in text
+  assert ('Requests of 1,000 users, 2 one after another (the fastest '
+          'answered in 0.8 s): server RSS 800.0 MiB before, then 820.0, '
+          '821.0 MiB after each.') in text
