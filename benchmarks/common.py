@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(REPO_ROOT, 'runner_local.py')
@@ -65,6 +65,27 @@ def run_runner(command: Sequence[str]) -> None:
                              check=False)
   if completed.returncode != 0:
     raise RuntimeError(f'runner_local.py exited with {completed.returncode}')
+
+
+def start_local_server(serving_dir: str, threads: Optional[int] = None,
+                       extra_flags: Sequence[str] = ()
+                      ) -> Tuple[subprocess.Popen, str]:
+  """Starts `python -m serving.server` on `serving_dir` at any free port;
+  returns (the process, HOST:PORT) once it serves (its first stdout line,
+  'Serving N model(s) on HOST:PORT ...', comes after the models loaded)."""
+  flags = ['--threads', str(threads)] if threads is not None else []
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'serving.server', '--serving-dir', serving_dir,
+       '--port', '0', *flags, *extra_flags],
+      cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
+      stderr=subprocess.DEVNULL, text=True)
+  line = process.stdout.readline()
+  if ' on ' not in line:
+    process.kill()
+    raise RuntimeError(f'the local server did not start (exit code '
+                       f'{process.wait()}); run python -m serving.server '
+                       f'--serving-dir {serving_dir} to see why')
+  return process, line.split(' on ', 1)[1].split()[0]
 
 
 # --- The code measured -------------------------------------------------------

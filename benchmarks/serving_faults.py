@@ -22,7 +22,6 @@ import argparse
 import concurrent.futures
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -85,12 +84,6 @@ def summarise(latencies: Sequence[float], errors: Dict[str, int],
   }
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
 def measure(serving_dir: str, work_dir: str, requests: int,
             concurrency: int, swap_seconds: float) -> Dict[str, Any]:
   from serving import client as serving_client  # pylint: disable=g-import-not-at-top
@@ -101,25 +94,10 @@ def measure(serving_dir: str, work_dir: str, requests: int,
   shutil.rmtree(work_dir, ignore_errors=True)
   model_dir = os.path.join(work_dir, 'serving', MODEL)
   shutil.copytree(source, os.path.join(model_dir, '1'))
-  port = _free_port()
-  server = subprocess.Popen(
-      [sys.executable, '-m', 'serving.server', '--serving-dir',
-       os.path.join(work_dir, 'serving'), '--port', str(port)],
-      cwd=common.REPO_ROOT, env=common.child_env(),
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  address = f'127.0.0.1:{port}'
+  server, address = common.start_local_server(
+      os.path.join(work_dir, 'serving'))
   try:
     client = serving_client.ServingClient(address, timeout=30)
-    deadline = time.monotonic() + 120
-    while True:
-      try:
-        if any(s.state == 'AVAILABLE' for s in client.status(MODEL)):
-          break
-      except serving_client.ServingError:
-        pass
-      if time.monotonic() > deadline or server.poll() is not None:
-        raise RuntimeError('the server did not serve the model in 120 s')
-      time.sleep(0.5)
     rss_idle = memory_kib(server.pid)
 
     stop = threading.Event()

@@ -236,23 +236,6 @@ def run_level(call: Callable[[int], None], total: int, concurrency: int,
   return summary
 
 
-def _start_subprocess_server(serving_dir: str, threads: int,
-                             extra_flags: Sequence[str] = ()
-                            ) -> Tuple[subprocess.Popen, str]:
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'serving.server', '--serving-dir', serving_dir,
-       '--port', '0', '--threads', str(threads), *extra_flags],
-      cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-      text=True)
-  line = process.stdout.readline()  # 'Serving N model(s) on HOST:PORT ...'
-  if ' on ' not in line:
-    process.kill()
-    raise RuntimeError(f'the local server did not start (exit code '
-                       f'{process.wait()}); run python -m serving.server '
-                       f'--serving-dir {serving_dir} to see why')
-  return process, line.split(' on ', 1)[1].split()[0]
-
-
 def echo_server(response_path: str, threads: int) -> None:
   """A PredictionService answering every Predict with the response saved
   in `response_path`: the gRPC floor, everything but the model and its
@@ -396,7 +379,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
       address = server.address
       pids = {'client + server': os.getpid()}
     else:
-      process, address = _start_subprocess_server(
+      process, address = common.start_local_server(
           args.serving_dir, args.server_threads,
           [f'--inter-op-threads={args.inter_op_threads}',
            f'--intra-op-threads={args.intra_op_threads}'])
