@@ -133,9 +133,8 @@ def score_baselines(dataset: protocols.Dataset, split: protocols.Split,
   return results
 
 
-def score_pipeline(dataset: protocols.Dataset, split: protocols.Split,
-                   data_dir: str, work_dir: str, runner_args: Sequence[str]
-                  ) -> Dict[str, Dict[str, Any]]:
+def score_pipeline(split: protocols.Split, data_dir: str, work_dir: str,
+                   runner_args: Sequence[str]) -> Dict[str, Dict[str, Any]]:
   """Runs the pipeline on the train ratings; scores both servables."""
   train_dir = protocols.write_train_folder(
       split.train, data_dir, os.path.join(work_dir, 'train'))
@@ -151,7 +150,6 @@ def score_pipeline(dataset: protocols.Dataset, split: protocols.Split,
     recs = retrieval_quality.served_recommendations(model_dir, users, k)
     results[f'ours: {model}'] = dict(metrics(split.test, recs),
                                      model_dir=model_dir)
-  del dataset
   return results
 
 
@@ -174,8 +172,7 @@ def run(data_dir: str, cutoffs: Sequence[Tuple[float, float]],
     systems = score_baselines(dataset, split, start)
     if not skip_pipeline:
       systems.update(score_pipeline(
-          dataset, split, data_dir, os.path.join(work_dir, name),
-          runner_args))
+          split, data_dir, os.path.join(work_dir, name), runner_args))
     for system, figures in systems.items():
       print(f'[{name}] {system:34} ' + '  '.join(
           f'{k} {v:.4f}' for k, v in figures.items()
