@@ -29,3 +29,9 @@ def pytest_collection_modifyitems(config, items):
         'Each test file sets exactly one of pytest.mark.unit / integration '
         '/ e2e as its pytestmark (tests/conftest.py):\n  ' +
         '\n  '.join(wrong[:20]))
+  # Whole pipelines first: under `make test`'s two workers (pytest-xdist,
+  # one file per worker at a time) the long files start at once and the
+  # short ones fill in around them, instead of two long ones ending the run.
+  rank = {tier: index for index, tier in enumerate(reversed(TIERS))}
+  items.sort(key=lambda item: rank[next(
+      tier for tier in TIERS if item.get_closest_marker(tier))])
