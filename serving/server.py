@@ -188,6 +188,7 @@ from tensorflow_serving.apis import model_pb2  # noqa: E402
 from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
+from serving import memory  # noqa: E402
 from serving.servables import LoadedVersion  # noqa: E402
 from serving.servables import RequestLimits  # noqa: E402
 from serving.servables import ServingError  # noqa: E402
@@ -288,6 +289,7 @@ class ModelRegistry:
     self._states: Dict[str, Dict[int, VersionState]] = {}
     self._failed: Dict[str, _Failure] = {}  # version path -> its failure
     self._poll_lock = threading.Lock()
+    self._changes = 0  # Versions loaded or unloaded by the current poll.
 
   def get(self, model_spec: model_pb2.ModelSpec) -> LoadedVersion:
     """The version a request asks for.
@@ -353,6 +355,7 @@ class ModelRegistry:
     """Loads new versions and failed ones due for a retry, then swaps them
     in and unloads old ones."""
     with self._poll_lock:
+      self._changes = 0
       models = _model_folders(self.serving_dir)
       served = dict(self._served)
       for name in models:
@@ -360,6 +363,7 @@ class ModelRegistry:
       for name in set(served) - set(models):
         _LOG.info('Unloaded model %s: its folder is gone', name)
         del served[name]
+        self._changes += 1
         self._set_states(name, {})
       for name in set(self._states) - set(models):
         self._set_states(name, {})
@@ -367,6 +371,13 @@ class ModelRegistry:
         if os.path.dirname(path) not in {
             os.path.join(self.serving_dir, m) for m in models}:
           del self._failed[path]
+      self._served = dict(served)
+      if self._changes:
+        # Unloaded versions are no longer in `_served`, and a load leaves
+        # garbage of its own: free both now (serving/memory.py). A request
+        # still running on an unloaded version keeps it until it ends; the
+        # next change collects it.
+        memory.release()
 
   def _waiting(self, path: str, now: float) -> bool:
     """Whether a version that failed to load waits for its retry; a folder
@@ -435,6 +446,7 @@ class ModelRegistry:
         continue
       self._failed.pop(path, None)
       current[version] = loaded
+      self._changes += 1
       states[version] = VersionState(_State.AVAILABLE)
       warmed = (f', replayed {loaded.warmup_requests} warm-up request(s)'
                 if loaded.warmup_requests else '')
@@ -466,6 +478,7 @@ class ModelRegistry:
     for version in sorted(set(versions) | (set(current) - set(on_disk))):
       del current[version]
       states.pop(version, None)
+      self._changes += 1
       why = ('its folder is gone' if version not in on_disk else
              f'not among the newest {self.num_versions}')
       _LOG.info('Unloaded %s version %d: %s', name, version, why)
@@ -492,6 +505,12 @@ class ModelRegistry:
 # --- gRPC services -----------------------------------------------------------
 
 
+def _rows(request) -> int:
+  """The largest first dimension among a request's inputs (0 if none)."""
+  return max((t.tensor_shape.dim[0].size for t in request.inputs.values()
+              if t.tensor_shape.dim), default=0)
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """TF Serving's PredictionService: Predict and GetModelMetadata."""
 
@@ -513,6 +532,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     f'Predict failed for model '
                     f'{request.model_spec.name!r}: {type(e).__name__}: '
                     f'{first_line}')
+    finally:
+      if _rows(request) > (self._limits.chunk_rows or DEFAULT_CHUNK_ROWS):
+        # A batch larger than one chunk: what its chunks allocated goes
+        # back to the system, not into malloc's arenas (serving/memory.py).
+        memory.trim()
 
   def GetModelMetadata(self, request, context):
     try:

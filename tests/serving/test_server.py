@@ -4,12 +4,14 @@ Serving sends them, its status codes for unknown models and bad inputs, and
 versions picked up, pinned, refused and unloaded while it runs."""
 
 import concurrent.futures
+import gc
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import weakref
 
 import grpc
 import numpy as np
@@ -546,3 +548,66 @@ def test_make_serve_binds_loopback_on_8500_unless_told(variables, flags):
   assert done.returncode == 0, done.stderr
   assert done.stdout.splitlines()[-1].endswith(
       f'-m serving.server --serving-dir out/serving {flags}')
+
+
+def test_memory_is_released_once_an_unloaded_version_is_no_longer_served(
+    versioned_dir, monkeypatch):
+  registry = serving_server.ModelRegistry(versioned_dir)
+  served_at_release = []
+  monkeypatch.setattr(serving_server.memory, 'release',
+                      lambda: served_at_release.append(
+                          registry.served_versions()))
+  registry.poll()  # Two loads: one release, after both are served.
+  registry.poll()  # Nothing changed: none.
+  shutil.rmtree(os.path.join(versioned_dir, RETRIEVAL, '1'))
+  registry.poll()
+
+  # Released after the requests' view dropped version 1, not before: a
+  # collection before would find it still referenced.
+  assert served_at_release == [{RETRIEVAL: [2, 1]}, {RETRIEVAL: [2]}]
+
+
+def test_release_frees_objects_in_reference_cycles():
+  class Node:
+    pass
+  node = Node()
+  node.self = node
+  alive = weakref.ref(node)
+  gc.disable()
+  try:
+    del node
+    assert alive() is not None  # Only the cyclic collector frees it.
+    assert serving_server.memory.release() >= 1
+    assert alive() is None
+  finally:
+    gc.enable()
+
+
+def test_a_model_whose_folder_is_removed_is_no_longer_served(
+    versioned_dir):
+  registry = serving_server.ModelRegistry(versioned_dir)
+  registry.poll()
+  shutil.rmtree(os.path.join(versioned_dir, RETRIEVAL))
+  registry.poll()
+
+  assert registry.served_versions() == {}
+  with pytest.raises(serving_server.ServingError) as error:
+    registry.get(_request(RETRIEVAL).model_spec)
+  assert error.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_malloc_is_trimmed_after_a_batch_larger_than_one_chunk(
+    versioned_dir, monkeypatch):
+  registry = serving_server.ModelRegistry(versioned_dir)
+  registry.poll()
+  servicer = serving_server.PredictionServicer(
+      registry, serving_server.RequestLimits(chunk_rows=2))
+  trims = []
+  monkeypatch.setattr(serving_server.memory, 'trim',
+                      lambda: trims.append(True))
+
+  for users in (['1'], ['1', '2'], ['1', '2', '1']):
+    servicer.Predict(_request(RETRIEVAL, user_id=users), context=None)
+    trims.append(len(users))
+
+  assert trims == [1, 2, True, 3]
