@@ -68,6 +68,10 @@ _POSITIVE = _at_least(1)
 _UNIT_WIDTHS = Allowed(lambda text: _unit_widths(text) is not None,
                        "comma-separated positive integers, e.g. '256,64'")
 _NON_NEGATIVE = _at_least(0)
+_DAY_WINDOWS = Allowed(lambda text: not text.strip() or
+                       _unit_widths(text) is not None,
+                       "comma-separated positive days, e.g. '7,28', or '' "
+                       'for none')
 # np.random.seed takes [0, 2**32), and the refit ensemble's members use
 # seed + 1, ...: [0, 2**31) leaves them room.
 _SEED = _within(0, 2**31 - 1, high_included=True)
@@ -318,6 +322,12 @@ class RankingHParams(_FromConfig):
       With both models' refits ensembles of 3, the two-stage nDCG@10 on
       ML-100K is 0.4925 / 0.4870 / 0.4826 at seeds 42 / 1 / 2 (README),
       for about 3 times the single refit's training time.
+    trend_windows: the movie's recent popularity as features of its
+      part: its ratings in each trailing window of this many days before
+      the rating's day, comma-separated ('7,28'; '' for none). Relevance
+      negatives get their counts at their rating's time; a served pair
+      gets them now (the day after the last training rating) and
+      `serving_examples` at each example's `timestamp` (`modules/trend.py`).
     seed: weight initialisation, shuffling and negative sampling.
   """
   KIND = 'ranking'
@@ -346,11 +356,13 @@ class RankingHParams(_FromConfig):
   refit_min_epochs: int = 0
   refit_min_eval_share: float = 0.1
   ensemble_size: int = 3
+  trend_windows: str = ''
   seed: int = 42
 
   # What `check` accepts, for every field but the booleans.
   ALLOWED: ClassVar[Dict[str, Allowed]] = {
       'architecture': _one_of(ARCHITECTURES),
+      'trend_windows': _DAY_WINDOWS,
       'id_embedding_dim': _POSITIVE,
       'feature_embedding_dim': _POSITIVE,
       'cross_layers': _NON_NEGATIVE,
@@ -364,6 +376,11 @@ class RankingHParams(_FromConfig):
       'relevance_negatives_by': _one_of(RELEVANCE_NEGATIVES_BY),
       **_TRAINING,
   }
+
+  @property
+  def trend_days(self) -> Tuple[int, ...]:
+    """`trend_windows` as integers (empty: no trend features)."""
+    return _unit_widths(self.trend_windows) or ()
 
   @property
   def deep_units(self) -> Tuple[int, ...]:

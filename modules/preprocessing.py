@@ -101,6 +101,9 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     rating_xf: float32 [batch], the label, unchanged.
     user_id, movie_id: tf.string [batch], the raw ids, passed through for
       evaluation and serving (candidate ids, seen-movie exclusion).
+    timestamp: int64 [batch], the raw time, passed through for the
+      trend features (`modules.trend`: whole days, which a z-score in
+      float32 cannot resolve).
   """
   outputs = {}
   user_id = _dense(inputs[features.USER_ID], '')
@@ -137,6 +140,7 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
 
   # Time context of the rating.
   timestamp = _dense(inputs[features.TIMESTAMP], 0)
+  outputs[features.TIMESTAMP] = timestamp
   outputs[_xf(features.TIMESTAMP)] = tft.scale_to_z_score(
       tf.cast(timestamp, tf.float32))
   outputs[_xf(features.HOUR_OF_DAY)] = (timestamp // 3600) % 24

@@ -43,6 +43,7 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402,F401  (fast tracing)
 from modules.hparams import RankingHParams  # noqa: E402
+from modules import trend  # noqa: E402
 from modules.layers import BagOfEmbeddings  # noqa: E402
 
 _xf = features.transformed_name
@@ -77,12 +78,23 @@ class FeatureEmbedding(tf.keras.layers.Layer):
   into one vector per row.
 
   Inputs a feature's vocabulary does not size (absent from `vocab_sizes`,
-  e.g. demographics of a release without them) are skipped.
+  e.g. demographics of a release without them) are skipped. With a
+  `trend_table` (and `hparams.trend_days`), the movie's part ends with its
+  recent popularity at the row's raw `timestamp`, or now where the inputs
+  have none (`modules.trend`).
   """
 
   def __init__(self, vocab_sizes: Mapping[str, int], hparams: RankingHParams,
-               id_regularizer=None, **kwargs):
+               id_regularizer=None,
+               trend_table: Optional[trend.TrendTable] = None, **kwargs):
     super().__init__(**kwargs)
+    self.trend = None
+    if hparams.trend_days:
+      if trend_table is None:
+        raise ValueError('trend_windows needs the trend table of the '
+                         'training ratings')
+      self.trend = trend.RecentPopularity(trend_table, hparams.trend_days,
+                                          name='recent_popularity')
     categoricals = USER_CATEGORICALS + MOVIE_CATEGORICALS
     numerics = USER_NUMERICS + MOVIE_NUMERICS
     if hparams.context_features:
@@ -129,6 +141,9 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     parts += [self.bags[k](inputs[_xf(k)]) for k in self._bags]
     parts += [_numeric(inputs[_xf(k)]) for k in self._numerics
               if k in MOVIE_NUMERICS and _xf(k) in inputs]
+    if self.trend is not None:
+      parts.append(self.trend(inputs[_xf(features.MOVIE_ID)],
+                              inputs.get(features.TIMESTAMP)))
     return tf.concat(parts, axis=1)
 
   def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
@@ -189,7 +204,8 @@ class RankingModel(tfrs.Model):
                catalogue: Mapping[str, tf.Tensor] = None,
                catalogue_counts: Sequence[int] = None,
                rating_range: Tuple[float, float] = (MIN_RATING, MAX_RATING),
-               id_l2_on_rows: bool = False):
+               id_l2_on_rows: bool = False,
+               trend_table: Optional[trend.TrendTable] = None):
     """Builds the model.
 
     Args:
@@ -206,6 +222,8 @@ class RankingModel(tfrs.Model):
         `hparams.id_l2` on the whole id
         tables (Keras regularizers, whose gradient touches every row at
         every step). For lazy optimizers, whose step must stay sparse.
+      trend_table: the training ratings' `trend.TrendTable`, for
+        `hparams.trend_windows`.
     """
     super().__init__()
     if not rating_range[0] < rating_range[1]:
@@ -222,7 +240,8 @@ class RankingModel(tfrs.Model):
     self._id_l2_on_rows = id_l2_on_rows
     table_l2 = None if id_l2_on_rows else _l2(hparams.id_l2)
     self.embedding = FeatureEmbedding(vocab_sizes, hparams,
-                                      id_regularizer=table_l2)
+                                      id_regularizer=table_l2,
+                                      trend_table=trend_table)
     self.cross = [
         tfrs.layers.dcn.Cross(
             projection_dim=hparams.cross_projection_dim or None,
@@ -337,6 +356,9 @@ class RankingModel(tfrs.Model):
                      tf.int32)
     repeated = {k: _repeat(v, n) for k, v in inputs.items()
                 if with_users and k not in MOVIE_INPUTS and k.endswith('_xf')}
+    if features.TIMESTAMP in inputs:
+      # A negative's recent popularity is taken at its rating's time.
+      repeated[features.TIMESTAMP] = _repeat(inputs[features.TIMESTAMP], n)
     for key in MOVIE_INPUTS:
       if key in self._catalogue:
         value = tf.gather(self._catalogue[key], rows)

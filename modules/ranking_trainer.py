@@ -44,6 +44,7 @@ from modules import ranking_model  # noqa: E402
 from modules import refit_protocol  # noqa: E402
 from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
+from modules import trend  # noqa: E402
 from modules.hparams import RankingHParams  # noqa: E402
 
 _xf = features.transformed_name
@@ -136,21 +137,33 @@ def rating_range(tft_output: tft.TFTransformOutput) -> Tuple[float, float]:
   return ranking_model.MIN_RATING, ranking_model.MAX_RATING
 
 
-def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput
+def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput,
+                hparams: RankingHParams
                ) -> Tuple[Dict[str, tf.Tensor], Dict[bytes, int],
-                          Dict[str, tf.Tensor]]:
-  """(the movie table, ratings per movie, the user table) of the files, in
-  one pass: relevance negatives are drawn from the movie table, and the
-  export serves both tables."""
+                          Dict[str, tf.Tensor], Optional[trend.TrendTable]]:
+  """(the movie table, ratings per movie, the user table, and with
+  `hparams.trend_windows` the ratings' trend table) of the files, in one
+  pass: relevance negatives are drawn from the movie table, and the export
+  serves the tables."""
   spec = tft_output.transformed_feature_spec()
   movie_rows, user_rows = training_data.MovieRows(spec), UserRows(spec)
-  training_data.scan(train_files, [movie_rows, user_rows])
+  readers = [movie_rows, user_rows]
+  if hparams.trend_days:
+    trend_reader = trend.TrendReader(spec)
+    readers.append(trend_reader)
+  training_data.scan(train_files, readers)
   movies, counts = movie_rows.result()
-  return movies, counts, user_rows.result()
+  table = None
+  if hparams.trend_days:
+    table = trend.build_table(
+        *trend_reader.result(),
+        num_movies=training_data.vocab_sizes(tft_output)[features.MOVIE_ID])
+  return movies, counts, user_rows.result(), table
 
 
 def compile_model(movies: Mapping[str, tf.Tensor], counts: Mapping[bytes, int],
-                  tft_output: tft.TFTransformOutput, hparams: RankingHParams
+                  tft_output: tft.TFTransformOutput, hparams: RankingHParams,
+                  trend_table: Optional[trend.TrendTable] = None
                  ) -> ranking_model.RankingModel:
   """The compiled model as `train` fits it, on `read_tables`' tables."""
   catalogue = {k: v for k, v in movies.items()
@@ -165,7 +178,7 @@ def compile_model(movies: Mapping[str, tf.Tensor], counts: Mapping[bytes, int],
       catalogue=catalogue if hparams.relevance_weight > 0 else None,
       catalogue_counts=[counts[m] for m in
                         movies[features.MOVIE_ID].numpy().tolist()],
-      rating_range=rating_range(tft_output))
+      rating_range=rating_range(tft_output), trend_table=trend_table)
   model.compile(optimizer=optimizers.build(optimizer, hparams.learning_rate))
   return model
 
@@ -176,8 +189,10 @@ def build_model(train_files: List[str], tft_output: tft.TFTransformOutput,
                           Dict[str, tf.Tensor]]:
   """(the compiled model as `train` fits it, the movie table and the user
   table of the files)."""
-  movies, counts, users = read_tables(train_files, tft_output)
-  return compile_model(movies, counts, tft_output, hparams), movies, users
+  movies, counts, users, table = read_tables(train_files, tft_output,
+                                             hparams)
+  return (compile_model(movies, counts, tft_output, hparams, table), movies,
+          users)
 
 
 def train(train_files: List[str], eval_files: List[str],
@@ -317,10 +332,10 @@ def refit(train_files: List[str], eval_files: List[str],
   read once for all).
   """
   files = list(train_files) + list(eval_files)
-  movies, counts, users = read_tables(files, tft_output)
+  movies, counts, users, table = read_tables(files, tft_output, hparams)
   members = refit_protocol.fit_members(
       'ranking', files, tft_output, hparams, epochs,
-      lambda: compile_model(movies, counts, tft_output, hparams),
+      lambda: compile_model(movies, counts, tft_output, hparams, table),
       EPOCH_METRICS[:2], log_dir=log_dir)
   if len(members) == 1:
     return members[0], movies, users

@@ -206,6 +206,9 @@ OUT_OF_RANGE = [
      'expected in [0.0, 1.0], got 2.0'),
     (RankingHParams, 'ensemble_size', 0, 'expected >= 1, got 0'),
     (RankingHParams, 'seed', -1, 'expected in [0, 2147483647], got -1'),
+    (RankingHParams, 'trend_windows', '7,0',
+     "expected comma-separated positive days, e.g. '7,28', or '' for none, "
+     "got '7,0'"),
 ]
 
 
@@ -260,3 +263,10 @@ def test_the_trainers_read_their_hparams_through_the_same_check():
   with pytest.raises(ValueError, match=r"^Hyper-parameter architecture: "
                      r"expected one of 'mlp', 'dcn', got 'foo'$"):
     refit_protocol.read_hparams(FnArgs(), RankingHParams)
+
+
+@pytest.mark.parametrize('text, days', [('', ()), ('7', (7,)),
+                                        ('7, 28', (7, 28))])
+def test_trend_windows_are_days(text, days):
+  assert RankingHParams.from_config({'trend_windows': text}).trend_days == (
+      days)

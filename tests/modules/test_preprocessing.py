@@ -138,6 +138,9 @@ def test_time_features_and_label(transformed):
   assert int(train_out[0][xf('hour_of_day')]) == 13
   assert int(train_out[0][xf('day_of_week')]) == 0  # Monday
   assert int(train_out[1][xf('day_of_week')]) == 1  # Tuesday
+  # The raw time passes through, to the second, for the trend features.
+  assert [int(r['timestamp']) for r in train_out[:2]] == [
+      MONDAY_1330, MONDAY_1330 + 86400]
   assert [float(r[xf('rating')]) for r in train_out] == [5.0, 3.0, 4.0, 2.0,
                                                           1.0]
 

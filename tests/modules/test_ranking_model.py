@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import features, ranking_model
+from modules import features, ranking_model, trend
 from modules.hparams import RankingHParams
 from tests.modules.test_retrieval_model import VOCAB_SIZES, _batch
 
@@ -374,3 +374,61 @@ def test_the_mlp_first_layer_is_a_dense_layer_over_user_then_movie_parts():
               repeats=2)
 
   np.testing.assert_allclose(out.numpy(), [[4., 5.], [1., 2.]])
+
+
+DAY = 86400
+
+
+def _trend_model(**overrides):
+  """Movies 1 and 2 rated on days 0, 1, 1 (movie 1) and 1 (movie 2)."""
+  table = trend.build_table(np.array([1, 1, 1, 2]),
+                            np.array([0, DAY, DAY + 5, DAY + 9]) + 100 * DAY,
+                            num_movies=VOCAB_SIZES[features.MOVIE_ID])
+  hparams = RankingHParams(**dict(SMALL, trend_windows='1,7', **overrides))
+  return ranking_model.RankingModel(VOCAB_SIZES, hparams,
+                                    catalogue=_catalogue(),
+                                    catalogue_counts=[5, 1, 1, 1, 1],
+                                    trend_table=table)
+
+
+def test_the_movie_part_ends_with_its_recent_popularity_at_the_row_time():
+  model = _trend_model()
+  batch = _batch(users=[0, 0, 0], movies=[1, 1, 2])
+  plain = model.embedding.movie_side(batch).numpy()
+  timed = dict(batch, timestamp=tf.constant([100, 101, 101], tf.int64) * DAY)
+
+  movie = model.embedding.movie_side(timed).numpy()
+
+  # [1-day, 7-day] log(1 + count): day 100 sees nothing; day 101 sees
+  # movie 1's day-100 rating, not its own day's; without a time, now (day
+  # 102): movie 1's three, movie 2's one.
+  np.testing.assert_allclose(np.expm1(movie[:, -2:]),
+                             [[0, 0], [1, 1], [0, 0]], atol=1e-5)
+  np.testing.assert_allclose(np.expm1(plain[:, -2:]),
+                             [[2, 3], [2, 3], [1, 1]], atol=1e-5)
+  assert model.embedding.movie_side(
+      _batch(users=[0], movies=[1])).shape[1] == movie.shape[1]
+
+
+def test_negatives_take_their_recent_popularity_at_their_rating_time():
+  model = _trend_model(relevance_negatives=2)
+  batch = dict(_batch(users=[0, 1], movies=[1, 2]),
+               timestamp=tf.constant([100 * DAY, 102 * DAY], tf.int64))
+  model(batch)
+  user = model.embedding.user_side(batch)
+
+  tf.keras.utils.set_random_seed(5)
+  negatives = model._negatives(batch)  # pylint: disable=protected-access
+  tf.keras.utils.set_random_seed(5)
+  shared = model.negative_relevance(batch, user).numpy()
+
+  assert negatives['timestamp'].numpy().tolist() == [100 * DAY, 102 * DAY] * 2
+  np.testing.assert_allclose(shared, model(negatives)['relevance'].numpy(),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_trend_windows_need_the_table():
+  with pytest.raises(ValueError, match='needs the trend table'):
+    ranking_model.RankingModel(
+        VOCAB_SIZES, RankingHParams(**dict(SMALL, trend_windows='7')),
+        catalogue=_catalogue(), catalogue_counts=[5, 1, 1, 1, 1])

@@ -1,0 +1,90 @@
+"""The trend features on hand-built ratings: counts from strictly earlier
+days only, windows, now, bucket widening and bad input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules import trend
+
+pytestmark = pytest.mark.unit
+
+DAY = trend.DAY_SECONDS
+T0 = 1_000 * DAY  # A UTC midnight.
+
+# Movie 1: rated on days 0, 3 (twice: 10:00 and 20:00), 5 and 12.
+# Movie 2: rated on day 3 only. Row 0 (OOV) never.
+ROWS = np.array([1, 1, 1, 2, 1, 1])
+TIMES = np.array([T0 + 3600, T0 + 3 * DAY + 36000, T0 + 3 * DAY + 72000,
+                  T0 + 3 * DAY + 1, T0 + 5 * DAY + 50, T0 + 12 * DAY + 9])
+
+
+def _features(table, rows, times, windows=(7, 2)):
+  layer = trend.RecentPopularity(table, windows)
+  values = layer(tf.constant(rows),
+                 None if times is None else tf.constant(times, tf.int64))
+  return np.round(np.expm1(values.numpy())).astype(int).tolist()
+
+
+def test_each_rating_counts_only_ratings_of_earlier_days():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+
+  # [7-day, 2-day] counts of each rating's own movie at its own time.
+  assert _features(table, ROWS, TIMES) == [
+      [0, 0],  # day 0: nothing before.
+      [1, 0],  # day 3, 10:00: day 0 only; not itself, not 20:00 that day.
+      [1, 0],  # day 3, 20:00: the 10:00 rating the same day does not count.
+      [0, 0],  # movie 2 on day 3: itself excluded.
+      [3, 2],  # day 5: days 0 and 3 (two) in 7 days; day 3 in 2 days.
+      [1, 0],  # day 12: days 5-11 hold day 5's rating; days 10-11 none.
+  ]
+
+
+def test_a_rating_never_changes_the_features_of_itself_or_earlier_ones():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+  # The same ratings plus a burst of later ones of movie 1 (day 12, after
+  # every time asked about but the last, and days 20-21).
+  late = np.array([T0 + 12 * DAY + 10, T0 + 20 * DAY, T0 + 21 * DAY])
+  more = trend.build_table(np.concatenate([ROWS, [1, 1, 1]]),
+                           np.concatenate([TIMES, late]), num_movies=3)
+
+  assert _features(more, ROWS, TIMES) == _features(table, ROWS, TIMES)
+
+
+def test_now_is_after_the_last_day_and_counts_every_rating_in_the_window():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+
+  assert table.now == T0 + 13 * DAY
+  # Now: days 6-12 hold movie 1's day-12 rating; days 11-12 the same.
+  assert _features(table, [1, 2, 0], None) == [[1, 1], [0, 0], [0, 0]]
+  # A time past the data is now; one before it sees nothing.
+  assert _features(table, [1, 1], [T0 + 400 * DAY, T0 - 5 * DAY]) == [
+      [1, 1], [0, 0]]
+
+
+def test_a_long_history_widens_the_buckets_to_stay_under_the_bound():
+  table = trend.build_table(ROWS, TIMES, num_movies=3, max_cells=3 * 7)
+
+  # 13 days + 1 row at 3 movies is 42 cells: 2-day buckets (7 + 1 rows).
+  assert table.bucket_seconds == 2 * DAY
+  assert table.cumulative.shape == (8, 3)
+  assert table.window_buckets(7) == 4 and table.window_buckets(1) == 1
+  # Day 5 is in bucket 2 (days 4-5): the 4 buckets before hold days 0-3.
+  assert _features(table, [1], [T0 + 5 * DAY], windows=(7,)) == [[3]]
+
+
+@pytest.mark.parametrize('rows, times, message', [
+    ([], [], 'at least one rating'),
+    ([3], [T0], r'movie rows must be in \[0, 3\), got 3..3'),
+    ([1, 2], [T0], 'must be 1-D of one length'),
+])
+def test_bad_input_is_refused_with_what_was_wrong(rows, times, message):
+  with pytest.raises(ValueError, match=message):
+    trend.build_table(np.array(rows, np.int64), np.array(times, np.int64),
+                      num_movies=3)
+
+
+def test_windows_must_be_positive_days():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+  with pytest.raises(ValueError, match='positive days'):
+    trend.RecentPopularity(table, (7, 0))
