@@ -235,9 +235,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--skip-pipeline', action='store_true',
                       help='baselines only (seconds)')
   parser.add_argument('--no-readme', action='store_true')
+  parser.add_argument('--hparam', action='append', default=[],
+                      metavar='NAME=VALUE',
+                      help="the runner's --hparam (retrieval), repeatable")
+  parser.add_argument('--ranking-hparam', action='append', default=[],
+                      metavar='NAME=VALUE',
+                      help="the runner's --ranking-hparam, repeatable")
   args = parser.parse_args(argv)
+  runner_args = ([a for h in args.hparam for a in ('--hparam', h)] +
+                 [a for h in args.ranking_hparam
+                  for a in ('--ranking-hparam', h)])
   results = run(args.data_dir, args.cutoffs, args.work_dir,
-                args.skip_pipeline)
+                args.skip_pipeline, runner_args)
   common.write_json(args.output, results)
   if not args.no_readme:
     report.replace_section(
