@@ -3,6 +3,7 @@ cut-off time, test on what users rate after it.
 
     python -m benchmarks.time_split [--data-dir data/ml-100k]
         [--cutoffs 0.7:0.9,0.8:1.0] [--skip-pipeline]
+        [--hparam NAME=VALUE] [--ranking-hparam NAME=VALUE]
 
 The other two protocols split at random, so a model is tested on ratings of
 the weeks it trained on. A deployed recommender trains on everything up to
