@@ -74,3 +74,17 @@ def test_cutoffs_are_parsed_and_bad_ones_named():
     time_split.parse_cutoffs('0.9:0.8')
   with pytest.raises(Exception, match='expected START:END quantiles'):
     time_split.parse_cutoffs('0.8')
+
+
+def test_hparams_reach_the_runner(monkeypatch, tmp_path):
+  calls = []
+  monkeypatch.setattr(time_split, 'run', lambda *args: calls.append(args) or {
+      'cutoffs': []})
+  output = str(tmp_path / 'out.json')
+
+  time_split.main(['--skip-pipeline', '--no-readme', '--output', output,
+                   '--hparam', 'seed=1', '--ranking-hparam',
+                   'trend_windows=7,28'])
+
+  assert calls[0][-1] == ['--hparam', 'seed=1', '--ranking-hparam',
+                          'trend_windows=7,28']
