@@ -1,11 +1,13 @@
 """The trend features on hand-built ratings: counts from strictly earlier
-days only, windows, now, bucket widening and bad input."""
+days only, windows, now, bucket widening, bad input, and the reader of
+the training files."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from modules import trend
+from tests.modules.test_training_data import scanned
 
 pytestmark = pytest.mark.unit
 
@@ -88,3 +90,23 @@ def test_windows_must_be_positive_days():
   table = trend.build_table(ROWS, TIMES, num_movies=3)
   with pytest.raises(ValueError, match='positive days'):
     trend.RecentPopularity(table, (7, 0))
+
+
+@pytest.mark.parametrize('batch_size', [2, 8192])
+def test_the_reader_collects_every_examples_movie_row_and_time(
+    tmp_path, batch_size):
+  path = str(tmp_path / 'ratings.gz')
+  with tf.io.TFRecordWriter(path, 'GZIP') as writer:
+    for row, time in zip(ROWS, TIMES):
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          'movie_id_xf': tf.train.Feature(
+              int64_list=tf.train.Int64List(value=[row])),
+          'timestamp': tf.train.Feature(
+              int64_list=tf.train.Int64List(value=[time])),
+      })).SerializeToString())
+  spec = {'movie_id_xf': tf.io.FixedLenFeature([], tf.int64),
+          'timestamp': tf.io.FixedLenFeature([], tf.int64)}
+
+  rows, times = scanned(path, trend.TrendReader(spec), batch_size).result()
+
+  assert rows.tolist() == ROWS.tolist() and times.tolist() == TIMES.tolist()
