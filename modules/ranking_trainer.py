@@ -147,14 +147,12 @@ def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput,
   serves the tables."""
   spec = tft_output.transformed_feature_spec()
   movie_rows, user_rows = training_data.MovieRows(spec), UserRows(spec)
-  readers = [movie_rows, user_rows]
-  if hparams.trend_days:
-    trend_reader = trend.TrendReader(spec)
-    readers.append(trend_reader)
-  training_data.scan(train_files, readers)
+  trend_reader = trend.TrendReader(spec) if hparams.trend_days else None
+  training_data.scan(train_files, [r for r in (movie_rows, user_rows,
+                                               trend_reader) if r])
   movies, counts = movie_rows.result()
   table = None
-  if hparams.trend_days:
+  if trend_reader:
     table = trend.build_table(
         *trend_reader.result(),
         num_movies=training_data.vocab_sizes(tft_output)[features.MOVIE_ID])

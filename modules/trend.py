@@ -107,10 +107,11 @@ def build_table(movie_rows: np.ndarray, times: np.ndarray, num_movies: int,
   bucket_seconds = days_per_bucket * DAY_SECONDS
   buckets = (times - start) // bucket_seconds
   num_buckets = int(buckets.max()) + 1
-  daily = np.zeros((num_buckets + 1, num_movies), np.int32)
-  np.add.at(daily, (buckets + 1, movie_rows), 1)
-  return TrendTable(np.cumsum(daily, axis=0, dtype=np.int32), start,
-                    bucket_seconds)
+  per_bucket = np.bincount((buckets + 1) * num_movies + movie_rows,
+                           minlength=(num_buckets + 1) * num_movies)
+  return TrendTable(
+      np.cumsum(per_bucket.reshape(num_buckets + 1, num_movies), axis=0,
+                dtype=np.int32), start, bucket_seconds)
 
 
 class RecentPopularity(tf.keras.layers.Layer):
@@ -126,13 +127,11 @@ class RecentPopularity(tf.keras.layers.Layer):
     if not windows or min(windows) < 1:
       raise ValueError(f'trend windows must be positive days, got '
                        f'{tuple(windows)}')
-    self.windows = tuple(int(w) for w in windows)
-    self.now = table.now
     self._start = tf.constant(table.start, tf.int64)
     self._bucket_seconds = tf.constant(table.bucket_seconds, tf.int64)
     self._num_buckets = tf.constant(table.num_buckets, tf.int64)
     self._window_buckets = tf.constant(
-        [table.window_buckets(w) for w in self.windows], tf.int64)
+        [table.window_buckets(int(w)) for w in windows], tf.int64)
     # Kept out of Keras' weight tracking: saved as a constant of the graph.
     self.__dict__['_cumulative'] = tf.constant(table.cumulative)
 
@@ -145,14 +144,11 @@ class RecentPopularity(tf.keras.layers.Layer):
       bucket = tf.clip_by_value(
           tf.math.floordiv(tf.cast(times, tf.int64) - self._start,
                            self._bucket_seconds), 0, self._num_buckets)
+    upto = tf.gather_nd(self._cumulative, tf.stack([bucket, rows], axis=-1))
     first = tf.maximum(bucket[:, None] - self._window_buckets[None, :], 0)
-    rows = tf.broadcast_to(rows[:, None], tf.shape(first))
-    upto = tf.gather_nd(self._cumulative,
-                        tf.stack([tf.broadcast_to(bucket[:, None],
-                                                  tf.shape(first)), rows],
-                                 axis=-1))
-    before = tf.gather_nd(self._cumulative, tf.stack([first, rows], axis=-1))
-    return tf.math.log1p(tf.cast(upto - before, tf.float32))
+    before = tf.gather_nd(self._cumulative, tf.stack(
+        [first, tf.broadcast_to(rows[:, None], tf.shape(first))], axis=-1))
+    return tf.math.log1p(tf.cast(upto[:, None] - before, tf.float32))
 
 
 class TrendReader:

@@ -24,10 +24,7 @@ trimming is skipped.
 import ctypes
 import ctypes.util
 import gc
-import logging
 from typing import Optional
-
-_LOG = logging.getLogger('serving.server')
 
 
 def _load_malloc_trim() -> Optional[ctypes._CFuncPtr]:

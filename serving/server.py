@@ -289,7 +289,6 @@ class ModelRegistry:
     self._states: Dict[str, Dict[int, VersionState]] = {}
     self._failed: Dict[str, _Failure] = {}  # version path -> its failure
     self._poll_lock = threading.Lock()
-    self._changes = 0  # Versions loaded or unloaded by the current poll.
 
   def get(self, model_spec: model_pb2.ModelSpec) -> LoadedVersion:
     """The version a request asks for.
@@ -355,7 +354,7 @@ class ModelRegistry:
     """Loads new versions and failed ones due for a retry, then swaps them
     in and unloads old ones."""
     with self._poll_lock:
-      self._changes = 0
+      before = self._loaded()
       models = _model_folders(self.serving_dir)
       served = dict(self._served)
       for name in models:
@@ -363,7 +362,6 @@ class ModelRegistry:
       for name in set(served) - set(models):
         _LOG.info('Unloaded model %s: its folder is gone', name)
         del served[name]
-        self._changes += 1
         self._set_states(name, {})
       for name in set(self._states) - set(models):
         self._set_states(name, {})
@@ -372,12 +370,19 @@ class ModelRegistry:
             os.path.join(self.serving_dir, m) for m in models}:
           del self._failed[path]
       self._served = dict(served)
-      if self._changes:
+      changed = {id(v) for v in before} != {id(v) for v in self._loaded()}
+      del before  # Holding them kept their ids unique; now let them go.
+      if changed:
         # Unloaded versions are no longer in `_served`, and a load leaves
         # garbage of its own: free both now (serving/memory.py). A request
         # still running on an unloaded version keeps it until it ends; the
         # next change collects it.
         memory.release()
+
+  def _loaded(self) -> List[LoadedVersion]:
+    """The versions requests can reach."""
+    return [loaded for versions, _ in self._served.values()
+            for loaded in versions.values()]
 
   def _waiting(self, path: str, now: float) -> bool:
     """Whether a version that failed to load waits for its retry; a folder
@@ -446,7 +451,6 @@ class ModelRegistry:
         continue
       self._failed.pop(path, None)
       current[version] = loaded
-      self._changes += 1
       states[version] = VersionState(_State.AVAILABLE)
       warmed = (f', replayed {loaded.warmup_requests} warm-up request(s)'
                 if loaded.warmup_requests else '')
@@ -478,7 +482,6 @@ class ModelRegistry:
     for version in sorted(set(versions) | (set(current) - set(on_disk))):
       del current[version]
       states.pop(version, None)
-      self._changes += 1
       why = ('its folder is gone' if version not in on_disk else
              f'not among the newest {self.num_versions}')
       _LOG.info('Unloaded %s version %d: %s', name, version, why)
