@@ -129,8 +129,17 @@ class _FromConfig:
                          f'{allowed.text}, got {value!r}')
 
 
+class _TrendWindows:
+  """The `trend_windows` field of both models, read as days."""
+
+  @property
+  def trend_days(self) -> Tuple[int, ...]:
+    """`trend_windows` as integers (empty: no trend term or features)."""
+    return _unit_widths(self.trend_windows) or ()
+
+
 @dataclasses.dataclass(frozen=True)
-class RetrievalHParams(_FromConfig):
+class RetrievalHParams(_FromConfig, _TrendWindows):
   """Two-tower retrieval model and its training.
 
   Defaults were chosen by measurement on ML-100K (benchmarks/README.md,
@@ -207,6 +216,11 @@ class RetrievalHParams(_FromConfig):
       a member's). 1 serves the refit model alone. Seeds are the largest
       source of variance on ML-100K; averaging three removes much of it
       and lifts the mean, for n times the refit's training time.
+    trend_windows: add to every (query, candidate) logit a learned score
+      of the candidate's ratings in these trailing windows of days
+      ('7,28'; '' for none), counted at the query's time in training and at
+      now when served, as extra dimensions of both towers
+      (`modules/trend.py`, `retrieval_model.TrendQuery`).
     seed: for weight initialisation and shuffling.
   """
   embedding_dim: int = 64
@@ -230,6 +244,7 @@ class RetrievalHParams(_FromConfig):
   refit_min_epochs: int = 3
   refit_min_eval_share: float = 0.1
   ensemble_size: int = 3
+  trend_windows: str = ''
   seed: int = 42
 
   KIND = 'retrieval'
@@ -242,12 +257,13 @@ class RetrievalHParams(_FromConfig):
       'temperature': _above(0.0),
       'negatives': _one_of(NEGATIVES),
       'history_max': _NON_NEGATIVE,
+      'trend_windows': _DAY_WINDOWS,
       **_TRAINING,
   }
 
 
 @dataclasses.dataclass(frozen=True)
-class RankingHParams(_FromConfig):
+class RankingHParams(_FromConfig, _TrendWindows):
   """The ranking model (rating prediction + relevance) and its training.
 
   Defaults were chosen by measurement on ML-100K (benchmarks/README.md,
@@ -376,11 +392,6 @@ class RankingHParams(_FromConfig):
       'relevance_negatives_by': _one_of(RELEVANCE_NEGATIVES_BY),
       **_TRAINING,
   }
-
-  @property
-  def trend_days(self) -> Tuple[int, ...]:
-    """`trend_windows` as integers (empty: no trend features)."""
-    return _unit_widths(self.trend_windows) or ()
 
   @property
   def deep_units(self) -> Tuple[int, ...]:

@@ -29,6 +29,7 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 
 from modules import features  # noqa: E402
 from modules import keras_tracing  # noqa: E402,F401  (fast tracing)
+from modules import trend  # noqa: E402
 from modules.hparams import RetrievalHParams  # noqa: E402
 from modules.layers import BagOfEmbeddings  # noqa: E402
 
@@ -253,15 +254,20 @@ class TowerEnsemble(tf.keras.layers.Layer):
 
 class RetrievalEnsemble(tf.Module):
   """n trained retrieval models as one pair of towers (`TowerEnsemble`):
-  `query_tower` and `candidate_tower`, as a `RetrievalModel` has."""
+  `query_tower` and `candidate_tower`, as a `RetrievalModel` has, of the
+  members' `serving_towers`."""
 
   def __init__(self, models: Sequence['RetrievalModel']):
     super().__init__()
     self.members = list(models)
-    self.query_tower = TowerEnsemble([m.query_tower for m in self.members],
+    towers = [m.serving_towers() for m in self.members]
+    self.query_tower = TowerEnsemble([q for q, _ in towers],
                                      name='query_ensemble')
-    self.candidate_tower = TowerEnsemble(
-        [m.candidate_tower for m in self.members], name='candidate_ensemble')
+    self.candidate_tower = TowerEnsemble([c for _, c in towers],
+                                         name='candidate_ensemble')
+
+  def serving_towers(self) -> tuple:
+    return self.query_tower, self.candidate_tower
 
 
 def build_towers(vocab_sizes: Mapping[str, int],
@@ -303,94 +309,121 @@ def candidate_ids(movies: Mapping[str, tf.Tensor]) -> tf.Tensor:
   return movies[key] if key in movies else movies[features.MOVIE_ID]
 
 
-class CatalogueTopK(tfrs.layers.factorized_top_k.TopK):
-  """Exact top K of a query batch over a fixed catalogue, whose rows are
-  embedded by the candidate tower with its current weights at each call.
+class TopKAccuracy(tf.keras.layers.Layer):
+  """Top-K accuracy over the whole catalogue: the share of examples whose
+  positive scores among the K best of every catalogue movie.
 
-  The top-K accuracy metrics of early stopping use it: one tower pass over
-  the catalogue and one [queries, movies] score matrix per evaluation
-  batch, inside the traced test step. TFRS' default for a dataset of
-  candidates (`Streaming`) iterates over the dataset for every query
-  batch, which made each validation of ML-100K's eval split cost about as
-  much as a training epoch (docs/decisions.md, "Speed").
-
-  Args:
-    candidate_tower: maps the catalogue's feature dict to [movies, dim].
-    catalogue: candidate-feature dict, one row per movie (multivalent
-      features as SparseTensors), raw ids under `features.MOVIE_ID`.
-    k: default number of results.
+  Fed with the [batch, catalogue] logits the model computes anyway (the
+  catalogue softmax's, or in evaluation the query batch against the
+  catalogue embedded once), plus any per-pair term such as the trend's,
+  which TFRS' `FactorizedTopK` (query embedding times candidate
+  embedding) cannot hold. Examples whose movie is not in the catalogue are
+  misses. The metrics keep TFRS' names,
+  `factorized_top_k/top_{k}_categorical_accuracy`.
   """
 
-  def __init__(self, candidate_tower: tf.keras.Model,
-               catalogue: Mapping[str, tf.Tensor], k: int = 100, **kwargs):
-    super().__init__(k=k, **kwargs)
-    self._tower = candidate_tower
-    # Constants, not weights: kept out of Keras' attribute tracking.
-    self.__dict__['_catalogue'] = dict(catalogue)
+  def __init__(self, ks: Sequence[int] = (10, 100), **kwargs):
+    super().__init__(**kwargs)
+    self._ks = tuple(ks)
+    self.accuracy = [tf.keras.metrics.Mean(
+        name=f'factorized_top_k/top_{k}_categorical_accuracy') for k in ks]
 
-  def index(self, candidates, identifiers=None):
-    raise NotImplementedError('CatalogueTopK embeds its fixed catalogue; it '
-                              'takes no index')
+  def call(self, logits: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """Updates the metrics; returns a tensor to chain on (`rows`)."""
+    known = rows >= 0
+    positive = tf.gather(logits, tf.maximum(rows, 0), axis=1, batch_dims=1)
+    better = tf.reduce_sum(
+        tf.cast(logits > positive[:, None], tf.int32), axis=1)
+    updates = [metric.update_state(tf.cast(
+        tf.logical_and(known, better < k), tf.float32))
+               for k, metric in zip(self._ks, self.accuracy)]
+    with tf.control_dependencies(updates):
+      return tf.identity(rows)
 
-  def index_from_dataset(self, candidates):
-    raise NotImplementedError('CatalogueTopK embeds its fixed catalogue; it '
-                              'takes no index')
 
-  def call(self, queries: tf.Tensor, k: Optional[int] = None):
-    """queries [batch, dim] -> (scores [batch, k'], ids [batch, k']), k' =
-    min(k, catalogue size), best first."""
-    candidates = self._tower(self._catalogue)
-    scores = tf.matmul(queries, candidates, transpose_b=True)
-    k = tf.minimum(k or self._k, tf.shape(candidates)[0])
-    values, rows = tf.math.top_k(scores, k=k)
-    return values, tf.gather(candidate_ids(self._catalogue), rows)
+class TrendQuery(tf.keras.layers.Layer):
+  """A query tower as served with the trend term (`trend.TrendLogit`): its
+  embedding, then the term's weights times the temperature. Against
+  `TrendCandidate` the dot product is temperature x the training logit,
+  the trend term included."""
 
-  def is_exact(self) -> bool:
-    return True
+  def __init__(self, tower, trend_logit, temperature: float, **kwargs):
+    super().__init__(**kwargs)
+    self.tower = tower
+    self.trend = trend_logit
+    self._temperature = temperature
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    query = self.tower(inputs)
+    weights = tf.broadcast_to(self.trend.weight * self._temperature,
+                              [tf.shape(query)[0], tf.size(self.trend.weight)])
+    return tf.concat([query, weights], axis=1)
+
+
+class TrendCandidate(tf.keras.layers.Layer):
+  """A candidate tower as served with the trend term: its embedding, then
+  the movie's recent-popularity features at the table's now. A static
+  index holds the candidates at one time, so served retrieval answers now
+  (the day after the last rating), the moment a deployed model serves."""
+
+  def __init__(self, tower, trend_logit, **kwargs):
+    super().__init__(**kwargs)
+    self.tower = tower
+    self.trend = trend_logit
+
+  def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    return tf.concat([self.tower(inputs), self.trend.popularity(
+        inputs[_xf(features.MOVIE_ID)])], axis=1)
 
 
 class RetrievalModel(tfrs.Model):
-  """Two towers and a retrieval task: softmax over the catalogue or the batch.
+  """Two towers and a retrieval loss: softmax over the catalogue or the
+  batch.
 
-  `negatives='catalogue'` (the default): each example's softmax runs over
-  every movie of the training data, embedded by the candidate tower with the
-  current weights at each step. This is the exact objective (rank the
-  positive above the whole catalogue), with no sampling bias to correct; it
-  costs one candidate-tower pass over the catalogue per step, which is
-  cheap up to tens of thousands of movies.
+  `negatives='catalogue'`: each example's softmax runs over every movie of
+  the training data, embedded by the candidate tower with the current
+  weights at each step. This is the exact objective (rank the positive
+  above the whole catalogue), with no sampling bias to correct; it costs
+  one candidate-tower pass over the catalogue per step, which is cheap up
+  to tens of thousands of movies.
 
-  `negatives='in_batch'`: the softmax runs over the batch's candidates (every
-  other movie in the batch is a negative). In-batch negatives are drawn in
-  proportion to popularity, which over-penalises popular movies; with
-  `logq_correction` each candidate's logit is corrected by -log(its sampling
-  probability) (Yi et al., 2019). Accidental hits (the same movie twice in a
-  batch) are removed from the negatives. It scales to any catalogue.
+  `negatives='in_batch'`: the softmax runs over the batch's candidates
+  (every other movie in the batch is a negative). In-batch negatives are
+  drawn in proportion to popularity, which over-penalises popular movies;
+  with `logq_correction` each candidate's logit is corrected by -log(its
+  sampling probability) (Yi et al., 2019). Accidental hits (the same movie
+  twice in a batch) are removed from the negatives. It scales to any
+  catalogue.
+
+  With `hparams.trend_windows`, every (query, candidate) logit gains
+  `trend.TrendLogit`: the candidate's recent popularity at the query's
+  time, so a negative is judged at the moment the positive was rated
+  (`serving_towers` serves it at now).
 
   In evaluation (not training) the model also updates the top-K accuracy
-  metrics over `metrics_candidates`.
+  metrics over the catalogue (`TopKAccuracy`).
   """
 
   def __init__(self, query_tower: tf.keras.Model,
                candidate_tower: tf.keras.Model, hparams: RetrievalHParams,
                candidate_probability: Optional[tf.lookup.StaticHashTable] =
                None,
-               metrics_candidates: Optional[Mapping[str, tf.Tensor]] =
-               None,
-               catalogue: Optional[Mapping[str, tf.Tensor]] = None):
+               catalogue: Optional[Mapping[str, tf.Tensor]] = None,
+               trend_table: Optional[trend.TrendTable] = None):
     """Builds the model.
 
     Args:
       query_tower / candidate_tower: from `build_towers`.
-      hparams: temperature, negatives and correction settings.
+      hparams: temperature, negatives, correction and trend settings.
       candidate_probability: movie id (raw string) -> sampling probability,
         for the logQ correction of in-batch negatives; None disables it.
-      metrics_candidates: candidate-feature dict with one row per movie
-        (multivalent features as SparseTensors, raw ids under
-        `features.MOVIE_ID`), for the top-K accuracy metrics computed in
-        evaluation (not training), by `CatalogueTopK`.
       catalogue: candidate-feature dict with one row per movie (multivalent
-        features as SparseTensors, raw ids under `features.MOVIE_ID`); the
-        negatives when `hparams.negatives == 'catalogue'`.
+        features as SparseTensors, raw ids under `features.MOVIE_ID`,
+        Transform's index under its transformed name): the negatives when
+        `hparams.negatives == 'catalogue'`, and what the top-K accuracy
+        ranks in evaluation (no metrics without it).
+      trend_table: the training ratings' `trend.TrendTable`, needed with
+        `hparams.trend_windows`.
     """
     super().__init__()
     self.query_tower = query_tower
@@ -398,63 +431,93 @@ class RetrievalModel(tfrs.Model):
     self._temperature = hparams.temperature
     self._probability = (candidate_probability
                          if hparams.logq_correction else None)
+    if hparams.negatives not in ('catalogue', 'in_batch'):
+      raise ValueError(f"negatives must be 'catalogue' or 'in_batch', got "
+                       f'{hparams.negatives!r}')
+    self._catalogue_negatives = hparams.negatives == 'catalogue'
+    if self._catalogue_negatives and catalogue is None:
+      raise ValueError("negatives='catalogue' needs the catalogue")
+    self.trend = None
+    if hparams.trend_days:
+      if trend_table is None:
+        raise ValueError('trend_windows needs the trend table of the '
+                         'training ratings')
+      self.trend = trend.TrendLogit(trend_table, hparams.trend_days,
+                                    name='trend')
     self._catalogue = None
-    if hparams.negatives == 'catalogue':
-      if catalogue is None:
-        raise ValueError("negatives='catalogue' needs the catalogue")
+    self.top_k = None
+    if catalogue is not None:
       ids = catalogue[features.MOVIE_ID]
       rows = tf.range(tf.shape(ids, out_type=tf.int64)[0])
       # Kept out of Keras' attribute tracking: constants, not weights.
       self.__dict__['_catalogue'] = dict(catalogue)
       self.__dict__['_catalogue_row'] = tf.lookup.StaticHashTable(
           tf.lookup.KeyValueTensorInitializer(ids, rows), default_value=-1)
-    elif hparams.negatives != 'in_batch':
-      raise ValueError(f"negatives must be 'catalogue' or 'in_batch', got "
-                       f'{hparams.negatives!r}')
-    metrics = None
-    if metrics_candidates is not None:
-      metrics = tfrs.metrics.FactorizedTopK(
-          candidates=CatalogueTopK(self.candidate_tower, metrics_candidates,
-                                   k=100),
-          ks=(10, 100))
-    self.task = tfrs.tasks.Retrieval(
-        metrics=metrics, temperature=hparams.temperature,
-        remove_accidental_hits=True)
+      self.top_k = TopKAccuracy(name='top_k')
 
-  def catalogue_loss(self, query: tf.Tensor,
-                     movie_ids: tf.Tensor) -> tf.Tensor:
-    """Summed softmax cross-entropy of each positive over the catalogue.
+  def serving_towers(self) -> tuple:
+    """(query, candidate) towers whose dot product scores as the model
+    ranks: the towers themselves, or with the trend term (`TrendQuery`,
+    `TrendCandidate`)."""
+    if self.trend is None:
+      return self.query_tower, self.candidate_tower
+    return (TrendQuery(self.query_tower, self.trend, self._temperature,
+                       name='query_with_trend'),
+            TrendCandidate(self.candidate_tower, self.trend,
+                           name='candidate_with_trend'))
 
-    Examples whose movie is not in the catalogue (possible in evaluation)
-    do not count.
-    """
+  def _trend_logits(self, inputs: Mapping[str, tf.Tensor],
+                    movie_rows: tf.Tensor) -> Optional[tf.Tensor]:
+    """[batch, N] trend term of `movie_rows` at the examples' times."""
+    if self.trend is None:
+      return None
+    return self.trend(inputs[features.TIMESTAMP], movie_rows)
+
+  def catalogue_logits(self, query: tf.Tensor,
+                       inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch, catalogue] logits of the examples against every movie."""
     logits = tf.matmul(query, self.candidate_tower(self._catalogue),
                        transpose_b=True) / self._temperature
-    rows = self._catalogue_row.lookup(movie_ids)
-    known = rows >= 0
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.where(known, rows, tf.zeros_like(rows)), logits=logits)
-    return tf.reduce_sum(tf.where(known, losses, tf.zeros_like(losses)))
+    trend_logits = self._trend_logits(
+        inputs, self._catalogue[_xf(features.MOVIE_ID)])
+    return logits if trend_logits is None else logits + trend_logits
+
+  def in_batch_loss(self, query: tf.Tensor,
+                    inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Summed softmax cross-entropy of each example's positive against the
+    batch's other movies (TFRS' `Retrieval` task, plus the trend term)."""
+    candidate = self.candidate_tower(inputs)
+    logits = tf.matmul(query, candidate, transpose_b=True) / self._temperature
+    trend_logits = self._trend_logits(inputs, inputs[_xf(features.MOVIE_ID)])
+    if trend_logits is not None:
+      logits += trend_logits
+    if self._probability is not None:
+      logits = tfrs.layers.loss.SamplingProbablityCorrection()(
+          logits, self._probability.lookup(inputs[features.MOVIE_ID]))
+    labels = tf.eye(tf.shape(logits)[0], tf.shape(logits)[1])
+    logits = tfrs.layers.loss.RemoveAccidentalHits()(
+        labels, logits, candidate_ids(inputs))
+    return tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits))
 
   def compute_loss(self, inputs: Dict[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
     query = self.query_tower(inputs)
-    movie_ids = inputs[features.MOVIE_ID]
-    if self._catalogue is not None:
-      loss = self.catalogue_loss(query, movie_ids)
-      if not training and self.task.factorized_metrics:
-        candidate = self.candidate_tower(inputs)
-        updates = [metric.update_state(query, candidate,
-                                       true_candidate_ids=candidate_ids(
-                                           inputs))
-                   for metric in self.task.factorized_metrics]
-        with tf.control_dependencies(updates):
-          loss = tf.identity(loss)
-      return loss
-    candidate = self.candidate_tower(inputs)
-    probability = None
-    if self._probability is not None:
-      probability = self._probability.lookup(movie_ids)
-    return self.task(
-        query, candidate, candidate_sampling_probability=probability,
-        candidate_ids=candidate_ids(inputs), compute_metrics=not training)
+    metrics = not training and self.top_k is not None
+    logits = rows = None
+    if self._catalogue_negatives or metrics:
+      logits = self.catalogue_logits(query, inputs)
+      rows = self._catalogue_row.lookup(inputs[features.MOVIE_ID])
+    if self._catalogue_negatives:
+      # Examples whose movie is not in the catalogue (possible in
+      # evaluation) do not count.
+      known = rows >= 0
+      losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.where(known, rows, tf.zeros_like(rows)), logits=logits)
+      loss = tf.reduce_sum(tf.where(known, losses, tf.zeros_like(losses)))
+    else:
+      loss = self.in_batch_loss(query, inputs)
+    if metrics:
+      with tf.control_dependencies([self.top_k(logits, rows)]):
+        loss = tf.identity(loss)
+    return loss

@@ -41,6 +41,7 @@ from modules import refit_protocol  # noqa: E402
 from modules import retrieval_model  # noqa: E402
 from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
+from modules import trend  # noqa: E402
 from modules.hparams import RetrievalHParams  # noqa: E402
 
 _xf = features.transformed_name
@@ -95,15 +96,15 @@ def sampling_probability_table(counts: Mapping[bytes, int]
 
 def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
                 movie_columns: Dict[str, tf.Tensor],
-                counts: Mapping[bytes, int], history=None
+                counts: Mapping[bytes, int], history=None,
+                trend_table: Optional[trend.TrendTable] = None
                ) -> retrieval_model.RetrievalModel:
   query, candidate = retrieval_model.build_towers(
       training_data.vocab_sizes(tft_output), hparams, history)
-  catalogue = _to_sparse(movie_columns)
   model = retrieval_model.RetrievalModel(
       query, candidate, hparams,
       candidate_probability=sampling_probability_table(counts),
-      metrics_candidates=catalogue, catalogue=catalogue)
+      catalogue=_to_sparse(movie_columns), trend_table=trend_table)
   sizes = training_data.vocab_sizes(tft_output)
   optimizer = optimizers.resolve(
       hparams.optimizer, max(sizes[features.USER_ID],
@@ -115,22 +116,28 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
 
 def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput,
                 hparams: RetrievalHParams) -> tuple:
-  """(movie table, ratings per movie, user history or None) of the files,
-  in one pass: what `build_model` needs besides the hyper-parameters."""
+  """(movie table, ratings per movie, user history or None, trend table or
+  None) of the files, in one pass: what `build_model` needs besides the
+  hyper-parameters."""
   spec = tft_output.transformed_feature_spec()
   movies, ratings = training_data.MovieRows(spec), RatingColumns(spec)
-  training_data.scan(train_files,
-                     [movies, ratings] if hparams.user_history else [movies])
+  trend_reader = trend.TrendReader(spec) if hparams.trend_days else None
+  training_data.scan(train_files, [
+      r for r in (movies, ratings if hparams.user_history else None,
+                  trend_reader) if r])
   movie_columns, counts = movies.result()
   logging.info('retrieval: %d movies in training data', len(counts))
+  sizes = training_data.vocab_sizes(tft_output)
   history = None
   if hparams.user_history:
-    history = ratings.history(
-        training_data.vocab_sizes(tft_output)[features.USER_ID],
-        hparams.history_max)
+    history = ratings.history(sizes[features.USER_ID], hparams.history_max)
     logging.info('retrieval: user history of %d ratings (at most %s per '
                  'user)', len(history[0]), hparams.history_max or 'all')
-  return movie_columns, counts, history
+  table = None
+  if trend_reader:
+    table = trend.build_table(*trend_reader.result(),
+                              num_movies=sizes[features.MOVIE_ID])
+  return movie_columns, counts, history, table
 
 
 def build_model_from_files(train_files: List[str],
@@ -138,7 +145,8 @@ def build_model_from_files(train_files: List[str],
                            hparams: RetrievalHParams
                           ) -> retrieval_model.RetrievalModel:
   """The compiled model as `train` fits it: movie table, sampling
-  probabilities and (with `user_history`) the history from the files."""
+  probabilities and (with `user_history`, `trend_windows`) the history and
+  the trend table from the files."""
   return build_model(tft_output, hparams,
                      *read_tables(train_files, tft_output, hparams))
 
@@ -169,8 +177,7 @@ class TowersExport(tf.Module):
                tft_output: tft.TFTransformOutput,
                query_defaults: Mapping[str, object]):
     super().__init__()
-    self.query_tower = model.query_tower
-    self.candidate_tower = model.candidate_tower
+    self.query_tower, self.candidate_tower = model.serving_towers()
     self.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     self._parse_query = _parse_fn(raw_spec, QUERY_RAW_FEATURES,
@@ -198,7 +205,7 @@ QUERY_DEFAULTS = {features.USER_ID: '', features.GENDER: '',
 
 def validation_batch_size(num_movies: int) -> int:
   """Queries per validation batch: each batch is scored against the whole
-  catalogue at once (`retrieval_model.CatalogueTopK`), so the batch shrinks
+  catalogue at once (`retrieval_model.TopKAccuracy`), so the batch shrinks
   as the catalogue grows, keeping the score matrix within 2**26 floats
   (256 MiB): 4,096 queries up to 16,384 movies, 1,118 at ml-25m's 60,000."""
   return max(256, min(4096, 2**26 // max(num_movies, 1)))

@@ -135,20 +135,67 @@ class RecentPopularity(tf.keras.layers.Layer):
     # Kept out of Keras' weight tracking: saved as a constant of the graph.
     self.__dict__['_cumulative'] = tf.constant(table.cumulative)
 
+  def _bucket(self, times: tf.Tensor) -> tf.Tensor:
+    """The table row of each time: the buckets wholly before it."""
+    return tf.clip_by_value(
+        tf.math.floordiv(tf.cast(times, tf.int64) - self._start,
+                         self._bucket_seconds), 0, self._num_buckets)
+
   def call(self, movie_rows: tf.Tensor,
            times: Optional[tf.Tensor] = None) -> tf.Tensor:
     rows = tf.cast(movie_rows, tf.int64)
     if times is None:
       bucket = tf.fill(tf.shape(rows), self._num_buckets)
     else:
-      bucket = tf.clip_by_value(
-          tf.math.floordiv(tf.cast(times, tf.int64) - self._start,
-                           self._bucket_seconds), 0, self._num_buckets)
+      bucket = self._bucket(times)
     upto = tf.gather_nd(self._cumulative, tf.stack([bucket, rows], axis=-1))
     first = tf.maximum(bucket[:, None] - self._window_buckets[None, :], 0)
     before = tf.gather_nd(self._cumulative, tf.stack(
         [first, tf.broadcast_to(rows[:, None], tf.shape(first))], axis=-1))
     return tf.math.log1p(tf.cast(upto[:, None] - before, tf.float32))
+
+  def pairs(self, movie_rows: tf.Tensor, times: tf.Tensor) -> tf.Tensor:
+    """[B, N, len(windows)]: every movie of `movie_rows` (int [N]) at every
+    time of `times` (int64 seconds [B]), as `call` gives one pair.
+
+    Two gathers: the table rows of the B times (and of their windows'
+    starts), then the N movies' columns; the intermediate is
+    [B, len(windows) + 1, table width] int32.
+    """
+    bucket = self._bucket(times)
+    buckets = tf.concat(
+        [bucket[:, None],
+         tf.maximum(bucket[:, None] - self._window_buckets[None, :], 0)],
+        axis=1)
+    counts = tf.gather(tf.gather(self._cumulative, buckets),
+                       tf.cast(movie_rows, tf.int64), axis=2)
+    return tf.transpose(tf.math.log1p(
+        tf.cast(counts[:, :1] - counts[:, 1:], tf.float32)), [0, 2, 1])
+
+
+class TrendLogit(tf.keras.layers.Layer):
+  """A learned score of a movie's recent popularity: w . log(1 + counts in
+  each trailing window), w a trainable vector (zeros at first, so training
+  starts from the model without it).
+
+  The retrieval model adds it to each (query, candidate) logit, with the
+  counts taken at the query's time, so a negative is judged at the moment
+  the positive was rated. Being linear in the counts' features, it is
+  served as extra dimensions of the two towers (`retrieval_model.
+  TrendQuery`, `TrendCandidate`): the candidate's features at now against
+  w in the query.
+  """
+
+  def __init__(self, table: TrendTable, windows: Sequence[int], **kwargs):
+    super().__init__(**kwargs)
+    self.popularity = RecentPopularity(table, windows, name='popularity')
+    self.weight = self.add_weight(name='weight', shape=[len(windows)],
+                                  initializer='zeros')
+
+  def call(self, times: tf.Tensor, movie_rows: tf.Tensor) -> tf.Tensor:
+    """[B, N] score of movie n at time b."""
+    return tf.linalg.matvec(self.popularity.pairs(movie_rows, times),
+                            self.weight)
 
 
 class TrendReader:

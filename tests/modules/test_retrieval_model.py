@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import features, retrieval_model, retrieval_trainer
+from modules import features, retrieval_model, retrieval_trainer, trend
 from modules.hparams import RetrievalHParams
 
 pytestmark = pytest.mark.unit
@@ -289,7 +289,7 @@ def test_the_same_movie_twice_in_a_batch_is_not_a_negative():
   assert float(loss) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
+def test_top_k_accuracy_ranks_the_whole_catalogue():
   # 12 candidates m0..m11 with embeddings [i, 1]; every query is [1, 0], so
   # a query scores candidate i as i and the top 10 are m2..m11.
   # Two queries: the first rated m0 (rank 12: miss at 10, hit at 100), the
@@ -302,7 +302,7 @@ def test_factorized_top_k_metrics_rank_the_whole_candidate_set():
   model = retrieval_model.RetrievalModel(
       query, candidate,
       _hparams(temperature=1.0, negatives='in_batch'),
-      metrics_candidates=catalogue)
+      catalogue=catalogue)
   batch = {xf(features.USER_ID): tf.constant([0, 1], tf.int64),
            xf(features.MOVIE_ID): tf.constant([0, 11], tf.int64),
            features.MOVIE_ID: tf.constant([b'm0', b'm11'])}
@@ -325,7 +325,7 @@ def test_training_steps_skip_the_top_k_metrics():
   model = retrieval_model.RetrievalModel(
       FIXED_QUERY, candidate,
       _hparams(temperature=1.0, negatives='in_batch'),
-      metrics_candidates=catalogue)
+      catalogue=catalogue)
 
   model.compute_loss(_pair_batch(), training=True)
 
@@ -423,7 +423,7 @@ def test_catalogue_softmax_skips_movies_outside_the_catalogue():
 
 
 def test_catalogue_model_updates_the_top_k_metrics_in_evaluation_only():
-  model = _catalogue_model(metrics_candidates=CATALOGUE)
+  model = _catalogue_model()
   # Query e1 rated ma, whose score 0 ranks it third of three (top 100 hit).
   batch = {xf(features.USER_ID): tf.constant([1], tf.int64),
            xf(features.MOVIE_ID): tf.constant([0], tf.int64),
@@ -594,3 +594,79 @@ def test_candidate_ids_are_transforms_movie_index_where_the_features_have_it():
   assert retrieval_model.candidate_ids(with_index).numpy().tolist() == [4, 7]
   assert retrieval_model.candidate_ids(raw_only).numpy().tolist() == [
       b'ma', b'mb']
+
+
+# Trend: movie ma (index 0) rated on days 0 and 1, mb (index 1) on day 2;
+# one 7-day window. At day 2 ma has 2 earlier ratings, mb none; at now
+# (day 3) ma 2, mb 1.
+DAY = trend.DAY_SECONDS
+TREND_TABLE = trend.build_table(np.array([0, 0, 1]),
+                                np.array([10, DAY + 10, 2 * DAY + 10]),
+                                num_movies=2)
+
+
+def _trend_model(weight, negatives='in_batch', temperature=1.0):
+  model = retrieval_model.RetrievalModel(
+      FIXED_QUERY, FIXED_CANDIDATE,
+      _hparams(temperature=temperature, negatives=negatives,
+               logq_correction=False, trend_windows='7'),
+      catalogue={features.MOVIE_ID: tf.constant([b'ma', b'mb']),
+                 xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)},
+      trend_table=TREND_TABLE)
+  model.trend.weight.assign([weight])
+  return model
+
+
+def _timed_pair_batch(day):
+  return dict(_pair_batch(),
+              **{features.TIMESTAMP: tf.constant([day * DAY + 50] * 2,
+                                                 tf.int64)})
+
+
+@pytest.mark.parametrize('negatives', ['in_batch', 'catalogue'])
+def test_trend_term_adds_each_candidates_recent_count_at_the_query_time(
+    negatives):
+  # Day 2, weight 1: every logit of ma gains log 3, mb's log 1 = 0.
+  # Query e0 rated ma: logits (1 + log 3, 0): -log(3e / (3e + 1))
+  # Query e1 rated mb: logits (log 3, 1):     -log(e / (3 + e))
+  loss = _trend_model(1.0, negatives).compute_loss(_timed_pair_batch(2))
+
+  e = math.e
+  assert float(loss) == pytest.approx(
+      math.log((3 * e + 1) / (3 * e)) + math.log((3 + e) / e), rel=1e-5)
+
+
+def test_trend_term_counts_nothing_before_the_first_rating():
+  # Day 0: no earlier ratings, so the loss is the plain 2x2 batch's.
+  loss = _trend_model(5.0).compute_loss(_timed_pair_batch(0))
+
+  assert float(loss) == pytest.approx(2 * math.log(1 + math.exp(-1)))
+
+
+def test_top_k_accuracy_ranks_with_the_trend_term():
+  # Query e1 rated mb (score 1 against ma's 0); on day 2 with weight 2, ma
+  # gains 2 log 3 = 2.2 and ranks first: mb misses the top 1.
+  model = _trend_model(2.0)
+  model.top_k = retrieval_model.TopKAccuracy(ks=(1,))
+  batch = {xf(features.USER_ID): tf.constant([1], tf.int64),
+           xf(features.MOVIE_ID): tf.constant([1], tf.int64),
+           features.MOVIE_ID: tf.constant([b'mb']),
+           features.TIMESTAMP: tf.constant([2 * DAY + 50], tf.int64)}
+
+  model.compute_loss(batch, training=False)
+
+  assert float(model.top_k.accuracy[0].result()) == 0.0
+
+
+def test_serving_towers_score_temperature_times_the_logit_at_now():
+  model = _trend_model(0.5, temperature=0.1)
+  query, candidate = model.serving_towers()
+  users = {xf(features.USER_ID): tf.constant([0, 1], tf.int64)}
+  movies = {xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}
+
+  scores = tf.matmul(query(users), candidate(movies), transpose_b=True)
+
+  # Now (day 3): ma has 2 ratings, mb 1. Score = q.c + 0.1 * 0.5 log(1+n).
+  expected = np.eye(2) + 0.05 * np.log([[3., 2.], [3., 2.]])
+  np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-5)
+  assert query(users).shape == (2, 3)

@@ -110,3 +110,42 @@ def test_the_reader_collects_every_examples_movie_row_and_time(
   rows, times = scanned(path, trend.TrendReader(spec), batch_size).result()
 
   assert rows.tolist() == ROWS.tolist() and times.tolist() == TIMES.tolist()
+
+
+def test_pairs_give_every_movie_at_every_time_as_single_lookups_do():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+  layer = trend.RecentPopularity(table, (7, 2))
+  times = tf.constant([T0 + 3 * DAY + 5, T0 + 5 * DAY + 50, table.now],
+                      tf.int64)
+
+  pairs = np.round(np.expm1(layer.pairs(tf.constant([2, 1, 0]),
+                                        times).numpy())).astype(int)
+
+  # [time, movie (2, 1, 0), window (7, 2)].
+  assert pairs.tolist() == [
+      [[0, 0], [1, 0], [0, 0]],  # day 3: movie 1's day-0 rating only.
+      [[1, 1], [3, 2], [0, 0]],  # day 5: days 0-4.
+      [[0, 0], [1, 1], [0, 0]],  # now (day 13): day 12's rating.
+  ]
+
+
+def test_trend_logit_weighs_each_windows_log_count():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+  logit = trend.TrendLogit(table, (7, 2))
+  logit.weight.assign([2.0, -1.0])
+
+  # Day 5, movie 1: 2 log(1 + 3) - log(1 + 2); movie 2: 2 log 2 - log 2.
+  scores = logit(tf.constant([T0 + 5 * DAY], tf.int64),
+                 tf.constant([1, 2])).numpy()
+
+  np.testing.assert_allclose(
+      scores, [[2 * np.log(4) - np.log(3), np.log(2)]], rtol=1e-6)
+
+
+def test_trend_logit_starts_at_zero():
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+
+  scores = trend.TrendLogit(table, (7,))(
+      tf.constant([T0 + 5 * DAY], tf.int64), tf.constant([1, 2]))
+
+  assert scores.numpy().tolist() == [[0.0, 0.0]]
