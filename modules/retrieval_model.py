@@ -355,8 +355,9 @@ class TrendQuery(tf.keras.layers.Layer):
 
   def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
     query = self.tower(inputs)
-    weights = tf.broadcast_to(self.trend.weight * self._temperature,
-                              [tf.shape(query)[0], tf.size(self.trend.weight)])
+    weights = tf.broadcast_to(
+        self.trend.coefficients * self._temperature,
+        [tf.shape(query)[0], tf.size(self.trend.coefficients)])
     return tf.concat([query, weights], axis=1)
 
 
@@ -482,9 +483,9 @@ class RetrievalModel(tfrs.Model):
         inputs, self._catalogue[_xf(features.MOVIE_ID)])
     return logits if trend_logits is None else logits + trend_logits
 
-  def in_batch_loss(self, query: tf.Tensor,
-                    inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Summed softmax cross-entropy of each example's positive against the
+  def in_batch_losses(self, query: tf.Tensor,
+                      inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """[batch] softmax cross-entropy of each example's positive against the
     batch's other movies (TFRS' `Retrieval` task, plus the trend term)."""
     candidate = self.candidate_tower(inputs)
     logits = tf.matmul(query, candidate, transpose_b=True) / self._temperature
@@ -497,8 +498,8 @@ class RetrievalModel(tfrs.Model):
     labels = tf.eye(tf.shape(logits)[0], tf.shape(logits)[1])
     logits = tfrs.layers.loss.RemoveAccidentalHits()(
         labels, logits, candidate_ids(inputs))
-    return tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(
-        labels=labels, logits=logits))
+    return tf.nn.softmax_cross_entropy_with_logits(labels=labels,
+                                                   logits=logits)
 
   def compute_loss(self, inputs: Dict[str, tf.Tensor],
                    training: bool = False) -> tf.Tensor:
@@ -514,9 +515,10 @@ class RetrievalModel(tfrs.Model):
       known = rows >= 0
       losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
           labels=tf.where(known, rows, tf.zeros_like(rows)), logits=logits)
-      loss = tf.reduce_sum(tf.where(known, losses, tf.zeros_like(losses)))
+      losses = tf.where(known, losses, tf.zeros_like(losses))
     else:
-      loss = self.in_batch_loss(query, inputs)
+      losses = self.in_batch_losses(query, inputs)
+    loss = tf.reduce_sum(losses)
     if metrics:
       with tf.control_dependencies([self.top_k(logits, rows)]):
         loss = tf.identity(loss)

@@ -183,8 +183,16 @@ class TrendLogit(tf.keras.layers.Layer):
   the positive was rated. Being linear in the counts' features, it is
   served as extra dimensions of the two towers (`retrieval_model.
   TrendQuery`, `TrendCandidate`): the candidate's features at now against
-  w in the query.
+  the weights in the query.
+
+  w is `WEIGHT_SCALE` times its variable: Adam moves a variable by about
+  its learning rate per step, and a few hundred steps of 0.003 leave a
+  weight that every example shares far below the values it needs (about
+  0.2 logits per log-count on ML-100K; scales of 10 and 30 measured alike,
+  1 about half as good: docs/decisions.md).
   """
+
+  WEIGHT_SCALE = 10.0
 
   def __init__(self, table: TrendTable, windows: Sequence[int], **kwargs):
     super().__init__(**kwargs)
@@ -192,10 +200,15 @@ class TrendLogit(tf.keras.layers.Layer):
     self.weight = self.add_weight(name='weight', shape=[len(windows)],
                                   initializer='zeros')
 
+  @property
+  def coefficients(self) -> tf.Tensor:
+    """w, [len(windows)]."""
+    return self.weight * self.WEIGHT_SCALE
+
   def call(self, times: tf.Tensor, movie_rows: tf.Tensor) -> tf.Tensor:
     """[B, N] score of movie n at time b."""
     return tf.linalg.matvec(self.popularity.pairs(movie_rows, times),
-                            self.weight)
+                            self.coefficients)
 
 
 class TrendReader:

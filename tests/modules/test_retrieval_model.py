@@ -613,7 +613,7 @@ def _trend_model(weight, negatives='in_batch', temperature=1.0):
       catalogue={features.MOVIE_ID: tf.constant([b'ma', b'mb']),
                  xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)},
       trend_table=TREND_TABLE)
-  model.trend.weight.assign([weight])
+  model.trend.weight.assign([weight / model.trend.WEIGHT_SCALE])
   return model
 
 

@@ -129,14 +129,17 @@ def test_pairs_give_every_movie_at_every_time_as_single_lookups_do():
   ]
 
 
+def _logit_scores(logit, time=T0 + 5 * DAY, rows=(1, 2)):
+  return logit(tf.constant([time], tf.int64), tf.constant(rows)).numpy()
+
+
 def test_trend_logit_weighs_each_windows_log_count():
   table = trend.build_table(ROWS, TIMES, num_movies=3)
   logit = trend.TrendLogit(table, (7, 2))
-  logit.weight.assign([2.0, -1.0])
+  logit.weight.assign(np.array([2.0, -1.0]) / logit.WEIGHT_SCALE)
 
   # Day 5, movie 1: 2 log(1 + 3) - log(1 + 2); movie 2: 2 log 2 - log 2.
-  scores = logit(tf.constant([T0 + 5 * DAY], tf.int64),
-                 tf.constant([1, 2])).numpy()
+  scores = _logit_scores(logit)
 
   np.testing.assert_allclose(
       scores, [[2 * np.log(4) - np.log(3), np.log(2)]], rtol=1e-6)
@@ -145,7 +148,6 @@ def test_trend_logit_weighs_each_windows_log_count():
 def test_trend_logit_starts_at_zero():
   table = trend.build_table(ROWS, TIMES, num_movies=3)
 
-  scores = trend.TrendLogit(table, (7,))(
-      tf.constant([T0 + 5 * DAY], tf.int64), tf.constant([1, 2]))
+  scores = _logit_scores(trend.TrendLogit(table, (7,)))
 
-  assert scores.numpy().tolist() == [[0.0, 0.0]]
+  assert scores.tolist() == [[0.0, 0.0]]
