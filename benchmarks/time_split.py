@@ -3,7 +3,7 @@ cut-off time, test on what users rate after it.
 
     python -m benchmarks.time_split [--data-dir data/ml-100k]
         [--cutoffs 0.7:0.9,0.8:1.0] [--skip-pipeline]
-        [--hparam NAME=VALUE] [--ranking-hparam NAME=VALUE]
+        [--hparam NAME=VALUE] [--ranking-hparam NAME=VALUE] [--no-trend]
 
 The other two protocols split at random, so a model is tested on ratings of
 the weeks it trained on. A deployed recommender trains on everything up to
@@ -21,10 +21,12 @@ Baselines in the same run: most-popular over all of train; most-popular
 over the last 1, 2 and 4 weeks before the cut-off (ties broken by all-time
 popularity): "what is popular right now"; EASE (λ 500). Unless
 `--skip-pipeline`, the pipeline runs on each cut-off's train ratings
-(`runner_local.py`, default flags) and its pushed retrieval servable (top
-100) and two-stage recommender (top 10) are scored through their serving
-signatures. The pipeline's own eval split holds out each user's newest 20%
-inside the train ratings: a per-user time split, never past the cut-off.
+(`runner_local.py`) twice: with its defaults ("ours") and with both
+models' recent popularity, `trend_windows=7,28` ("ours, trend"; not with
+`--no-trend`). Each run's pushed retrieval servable (top 100) and two-stage
+recommender (top 10) are scored through their serving signatures. The
+pipeline's own eval split holds out each user's newest 20% inside the
+train ratings: a per-user time split, never past the cut-off.
 
 Results: `benchmarks/results/time_split.json` and the table in
 `benchmarks/README.md`.
@@ -56,6 +58,9 @@ EASE_L2 = 500.0
 RESULTS_BEGIN = '<!-- results:time_split -->'
 RESULTS_END = '<!-- /results:time_split -->'
 _WEEK = 7 * 24 * 3600
+# Both models' recent-popularity options (docs/models.md).
+TREND_ARGS = ('--hparam', 'trend_windows=7,28', '--ranking-hparam',
+              'trend_windows=7,28')
 
 
 def quantile_time(ratings: Sequence[protocols.Rating], q: float) -> int:
@@ -135,8 +140,10 @@ def score_baselines(dataset: protocols.Dataset, split: protocols.Split,
 
 
 def score_pipeline(split: protocols.Split, data_dir: str, work_dir: str,
-                   runner_args: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-  """Runs the pipeline on the train ratings; scores both servables."""
+                   runner_args: Sequence[str], name: str = 'ours'
+                  ) -> Dict[str, Dict[str, Any]]:
+  """Runs the pipeline on the train ratings; scores both servables, as
+  `{name}: retrieval` and `{name}: recommender`."""
   train_dir = protocols.write_train_folder(
       split.train, data_dir, os.path.join(work_dir, 'train'))
   output_dir = os.path.join(work_dir, 'out')
@@ -149,14 +156,25 @@ def score_pipeline(split: protocols.Split, data_dir: str, work_dir: str,
     if model_dir is None:
       raise RuntimeError(f'no pushed {model} model under {output_dir}')
     recs = retrieval_quality.served_recommendations(model_dir, users, k)
-    results[f'ours: {model}'] = dict(metrics(split.test, recs),
+    results[f'{name}: {model}'] = dict(metrics(split.test, recs),
                                      model_dir=model_dir)
   return results
 
 
+def configurations(runner_args: Sequence[str], with_trend: bool = True
+                  ) -> Dict[str, List[str]]:
+  """The pipeline's runs at each cut-off: its defaults (plus `runner_args`)
+  and, with `with_trend`, the same with both models' recent popularity."""
+  runs = {'ours': list(runner_args)}
+  if with_trend:
+    runs['ours, trend'] = list(runner_args) + list(TREND_ARGS)
+  return runs
+
+
 def run(data_dir: str, cutoffs: Sequence[Tuple[float, float]],
         work_dir: str, skip_pipeline: bool,
-        runner_args: Sequence[str] = ()) -> Dict[str, Any]:
+        runs: Optional[Mapping[str, Sequence[str]]] = None
+       ) -> Dict[str, Any]:
   dataset = protocols.load_dataset(data_dir)
   out: Dict[str, Any] = {
       'benchmark': 'time_split', 'data': os.path.basename(data_dir.rstrip('/')),
@@ -172,8 +190,11 @@ def run(data_dir: str, cutoffs: Sequence[Tuple[float, float]],
           'users', flush=True)
     systems = score_baselines(dataset, split, start)
     if not skip_pipeline:
-      systems.update(score_pipeline(
-          split, data_dir, os.path.join(work_dir, name), runner_args))
+      for system, args in (runs or configurations(())).items():
+        systems.update(score_pipeline(
+            split, data_dir,
+            os.path.join(work_dir, name, system.replace(', ', '-')), args,
+            system))
     for system, figures in systems.items():
       print(f'[{name}] {system:34} ' + '  '.join(
           f'{k} {v:.4f}' for k, v in figures.items()
@@ -242,12 +263,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--ranking-hparam', action='append', default=[],
                       metavar='NAME=VALUE',
                       help="the runner's --ranking-hparam, repeatable")
+  parser.add_argument('--no-trend', action='store_true',
+                      help='skip the second run of the pipeline, with both '
+                      "models' trend_windows=7,28")
   args = parser.parse_args(argv)
   runner_args = ([a for h in args.hparam for a in ('--hparam', h)] +
                  [a for h in args.ranking_hparam
                   for a in ('--ranking-hparam', h)])
   results = run(args.data_dir, args.cutoffs, args.work_dir,
-                args.skip_pipeline, runner_args)
+                args.skip_pipeline,
+                configurations(runner_args, with_trend=not args.no_trend))
   common.write_json(args.output, results)
   if not args.no_readme:
     report.replace_section(

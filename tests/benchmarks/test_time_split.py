@@ -76,15 +76,27 @@ def test_cutoffs_are_parsed_and_bad_ones_named():
     time_split.parse_cutoffs('0.8')
 
 
-def test_hparams_reach_the_runner(monkeypatch, tmp_path):
+def _runs(monkeypatch, tmp_path, *flags):
+  """The pipeline runs `main` asks `run` for."""
   calls = []
   monkeypatch.setattr(time_split, 'run', lambda *args: calls.append(args) or {
       'cutoffs': []})
-  output = str(tmp_path / 'out.json')
+  time_split.main(['--skip-pipeline', '--no-readme', '--output',
+                   str(tmp_path / 'out.json'), *flags])
+  return calls[0][-1]
 
-  time_split.main(['--skip-pipeline', '--no-readme', '--output', output,
-                   '--hparam', 'seed=1', '--ranking-hparam',
-                   'trend_windows=7,28'])
 
-  assert calls[0][-1] == ['--hparam', 'seed=1', '--ranking-hparam',
-                          'trend_windows=7,28']
+def test_hparams_reach_both_runs_of_the_pipeline(monkeypatch, tmp_path):
+  runs = _runs(monkeypatch, tmp_path, '--hparam', 'seed=1',
+               '--ranking-hparam', 'dropout=0.1')
+
+  assert runs == {
+      'ours': ['--hparam', 'seed=1', '--ranking-hparam', 'dropout=0.1'],
+      'ours, trend': ['--hparam', 'seed=1', '--ranking-hparam', 'dropout=0.1',
+                      '--hparam', 'trend_windows=7,28',
+                      '--ranking-hparam', 'trend_windows=7,28'],
+  }
+
+
+def test_no_trend_runs_the_pipeline_once(monkeypatch, tmp_path):
+  assert _runs(monkeypatch, tmp_path, '--no-trend') == {'ours': []}
