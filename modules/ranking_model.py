@@ -90,10 +90,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     super().__init__(**kwargs)
     self.trend = None
     if hparams.trend_days:
-      if trend_table is None:
-        raise ValueError('trend_windows needs the trend table of the '
-                         'training ratings')
-      self.trend = trend.RecentPopularity(trend_table, hparams.trend_days,
+      self.trend = trend.RecentPopularity(trend.required(trend_table),
+                                          hparams.trend_days,
                                           name='recent_popularity')
     categoricals = USER_CATEGORICALS + MOVIE_CATEGORICALS
     numerics = USER_NUMERICS + MOVIE_NUMERICS

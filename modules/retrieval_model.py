@@ -10,7 +10,9 @@ bucket) falls back to the content part.
   candidate tower: movie id, genres (bag), title words (bag), release year
                    (bucket and z-score)                -> [batch, dim]
   score = dot(query, candidate)   (cosine / temperature when normalised,
-                                   plus a learned per-movie bias)
+                                   plus a learned per-movie bias, and with
+                                   `trend_windows` a learned score of the
+                                   movie's recent ratings: `TrendQuery`)
 
 Inputs are Transform's outputs (`modules.features.transformed_name` keys):
 int64 [batch] indices, float32 [batch] z-scores, and SparseTensors of
@@ -440,11 +442,8 @@ class RetrievalModel(tfrs.Model):
       raise ValueError("negatives='catalogue' needs the catalogue")
     self.trend = None
     if hparams.trend_days:
-      if trend_table is None:
-        raise ValueError('trend_windows needs the trend table of the '
-                         'training ratings')
-      self.trend = trend.TrendLogit(trend_table, hparams.trend_days,
-                                    name='trend')
+      self.trend = trend.TrendLogit(trend.required(trend_table),
+                                    hparams.trend_days, name='trend')
     self._catalogue = None
     self.top_k = None
     if catalogue is not None:

@@ -203,12 +203,16 @@ QUERY_DEFAULTS = {features.USER_ID: '', features.GENDER: '',
                   features.AGE: 33, features.TIMESTAMP: 0}
 
 
-def validation_batch_size(num_movies: int) -> int:
+def validation_batch_size(num_movies: int, trend_windows: int = 0) -> int:
   """Queries per validation batch: each batch is scored against the whole
   catalogue at once (`retrieval_model.TopKAccuracy`), so the batch shrinks
   as the catalogue grows, keeping the score matrix within 2**26 floats
-  (256 MiB): 4,096 queries up to 16,384 movies, 1,118 at ml-25m's 60,000."""
-  return max(256, min(4096, 2**26 // max(num_movies, 1)))
+  (256 MiB): 4,096 queries up to 16,384 movies, 1,118 at ml-25m's 60,000.
+  The trend term's counts (`trend_windows` + 1 gathered rows per query and
+  their logarithms) count as as many more score matrices."""
+  cells = max(num_movies, 1) * (1 + (trend_windows + 2 if trend_windows
+                                     else 0))
+  return max(256, min(4096, 2**26 // cells))
 
 
 def train(train_files: List[str], eval_files: List[str],
@@ -230,7 +234,8 @@ def train(train_files: List[str], eval_files: List[str],
                                         seed=hparams.seed)
   eval_ds = training_data.validation_dataset(
       eval_files, spec, hparams.validation_examples,
-      batch_size=validation_batch_size(len(tables[1])))
+      batch_size=validation_batch_size(len(tables[1]),
+                                       len(hparams.trend_days)))
   stop = tf.keras.callbacks.EarlyStopping(
       monitor='val_' + TOP_100_METRIC, mode='max',
       patience=hparams.early_stopping_patience, restore_best_weights=True)

@@ -173,6 +173,14 @@ class RecentPopularity(tf.keras.layers.Layer):
         tf.cast(counts[:, :1] - counts[:, 1:], tf.float32)), [0, 2, 1])
 
 
+def required(table: Optional[TrendTable]) -> TrendTable:
+  """`table`, which a model with `trend_windows` needs."""
+  if table is None:
+    raise ValueError('trend_windows needs the trend table of the training '
+                     'ratings')
+  return table
+
+
 class TrendLogit(tf.keras.layers.Layer):
   """A learned score of a movie's recent popularity: w . log(1 + counts in
   each trailing window), w a trainable vector (zeros at first, so training

@@ -468,3 +468,51 @@ def test_failing_ranking_threshold_blocks_ranking_and_recommender(
   assert blessing.custom_properties['blessed'].int_value == 0
   assert 'ranking' in blessing.custom_properties[
       'blessing_message'].string_value
+
+
+def _ratings_times(ratings_uri):
+  """(movie id, time) of every train and eval rating."""
+  spec = {features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string),
+          features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
+  pairs = []
+  for split in ('train', 'eval'):
+    files = glob.glob(os.path.join(ratings_uri, f'Split-{split}', '*.gz'))
+    for batch in tf.data.TFRecordDataset(files, 'GZIP').batch(4096).map(
+        lambda records: tf.io.parse_example(records, spec)):
+      pairs += zip(batch[features.MOVIE_ID].numpy().tolist(),
+                   batch[features.TIMESTAMP].numpy().tolist())
+  return pairs
+
+
+def test_trend_windows_serve_each_movies_recent_ratings_at_now(first_run):
+  """Last in this file: it reruns the first run's pipeline with both models'
+  recent popularity. The served candidate embedding ends, for each of the
+  three members, with log(1 + the movie's ratings in the 7 and 28 days
+  before now, the day after the last rating), divided by sqrt(3)."""
+  _, output_dir, data_dir, _ = first_run
+  code = _run(data_dir, output_dir, '--hparam', 'trend_windows=7,28',
+              '--ranking-hparam', 'trend_windows=7,28')
+  assert code == 0
+  store = _store(output_dir)
+  towers = tf.saved_model.load(os.path.join(
+      _latest(store, 'Model', 'RetrievalRefit').uri, 'Format-Serving'))
+  movies = _latest(store, 'Examples', 'MovieLensExampleGen/movies')
+  records = [r.numpy() for r in tf.data.TFRecordDataset(
+      glob.glob(os.path.join(movies.uri, 'Split-catalog', '*.gz')), 'GZIP')]
+  ids = [tf.train.Example.FromString(r).features.feature[
+      features.MOVIE_ID].bytes_list.value[0] for r in records]
+  embeddings = towers.signatures['candidate_embedding'](
+      examples=tf.constant(records))['embedding'].numpy()
+
+  pairs = _ratings_times(
+      _latest(store, 'Examples', 'MovieLensExampleGen/ratings').uri)
+  day = 86400
+  now = (max(t for _, t in pairs) // day + 1) * day
+  expected = np.array([[np.log1p(sum(1 for m, t in pairs
+                                     if m == movie and t >= now - w * day))
+                        for w in (7, 28)] for movie in ids])
+  assert expected[:, 1].max() >= 3  # Counts worth checking.
+  members = embeddings.reshape(len(ids), 3, -1)
+  for member in range(3):
+    np.testing.assert_allclose(members[:, member, -2:] * np.sqrt(3),
+                               expected, atol=1e-5)

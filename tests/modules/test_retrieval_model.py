@@ -670,3 +670,9 @@ def test_serving_towers_score_temperature_times_the_logit_at_now():
   expected = np.eye(2) + 0.05 * np.log([[3., 2.], [3., 2.]])
   np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-5)
   assert query(users).shape == (2, 3)
+
+
+def test_trend_windows_need_the_table():
+  with pytest.raises(ValueError, match='needs the trend table'):
+    retrieval_model.RetrievalModel(
+        FIXED_QUERY, FIXED_CANDIDATE, _hparams(trend_windows='7'))

@@ -25,3 +25,15 @@ def test_training_history_keeps_each_users_newest_movies(tmp_path):
   values, row_splits = ratings.history(4)
   assert values.tolist() == [1, 2, 1, 2, 3]
   assert row_splits.tolist() == [0, 2, 4, 5, 5]
+
+
+@pytest.mark.parametrize('movies, windows, batch', [
+    (1_682, 0, 4096),     # ML-100K: the cap.
+    (60_000, 0, 1118),    # ml-25m: 2**26 / 60,000 scores.
+    (20_000, 2, 671),     # With two trend windows: 5 matrices' worth.
+    (60_000, 2, 256),     # ... and the floor.
+    (1_000_000, 0, 256),  # The floor.
+])
+def test_validation_batch_keeps_the_score_matrix_bounded(movies, windows,
+                                                         batch):
+  assert retrieval_trainer.validation_batch_size(movies, windows) == batch
