@@ -269,6 +269,7 @@ class RetrievalEnsemble(tf.Module):
                                          name='candidate_ensemble')
 
   def serving_towers(self) -> tuple:
+    """Its towers: the members' served towers side by side."""
     return self.query_tower, self.candidate_tower
 
 
