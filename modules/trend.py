@@ -27,6 +27,7 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import math  # noqa: E402
 from typing import Mapping, Optional, Sequence, Tuple  # noqa: E402
 
@@ -58,6 +59,13 @@ class TrendTable:
   cumulative: np.ndarray
   start: int
   bucket_seconds: int
+
+  @functools.cached_property
+  def constant(self) -> tf.Tensor:
+    """`cumulative` as one TensorFlow constant, shared by every layer built
+    on this table: an ensemble's members then save it once, not once each
+    (at ml-25m the table is up to 64 MiB)."""
+    return tf.constant(self.cumulative)
 
   @property
   def num_buckets(self) -> int:
@@ -133,7 +141,7 @@ class RecentPopularity(tf.keras.layers.Layer):
     self._window_buckets = tf.constant(
         [table.window_buckets(int(w)) for w in windows], tf.int64)
     # Kept out of Keras' weight tracking: saved as a constant of the graph.
-    self.__dict__['_cumulative'] = tf.constant(table.cumulative)
+    self.__dict__['_cumulative'] = table.constant
 
   def _bucket(self, times: tf.Tensor) -> tf.Tensor:
     """The table row of each time: the buckets wholly before it."""

@@ -151,3 +151,15 @@ def test_trend_logit_starts_at_zero():
   scores = _logit_scores(trend.TrendLogit(table, (7,)))
 
   assert scores.tolist() == [[0.0, 0.0]]
+
+
+def test_layers_on_one_table_share_its_constant():
+  # An ensemble's members each build a layer on the same table; saved
+  # together, the table is stored once.
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+  first = trend.RecentPopularity(table, (7,))
+  second = trend.TrendLogit(table, (2,)).popularity
+
+  assert first._cumulative is second._cumulative  # pylint: disable=protected-access
+  np.testing.assert_array_equal(first._cumulative.numpy(),  # pylint: disable=protected-access
+                                table.cumulative)
