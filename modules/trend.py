@@ -143,42 +143,57 @@ class RecentPopularity(tf.keras.layers.Layer):
     # Kept out of Keras' weight tracking: saved as a constant of the graph.
     self.__dict__['_cumulative'] = table.constant
 
-  def _bucket(self, times: tf.Tensor) -> tf.Tensor:
-    """The table row of each time: the buckets wholly before it."""
-    return tf.clip_by_value(
-        tf.math.floordiv(tf.cast(times, tf.int64) - self._start,
-                         self._bucket_seconds), 0, self._num_buckets)
+  def _window_rows(self, times: Optional[tf.Tensor],
+                   shape: tf.Tensor) -> tf.Tensor:
+    """[..., 1 + len(windows)] table rows: the time's (the buckets wholly
+    before it; the last row for None, of `shape`), then each window's
+    start."""
+    if times is None:
+      bucket = tf.fill(shape, self._num_buckets)
+    else:
+      bucket = tf.clip_by_value(
+          tf.math.floordiv(tf.cast(times, tf.int64) - self._start,
+                           self._bucket_seconds), 0, self._num_buckets)
+    return tf.concat(
+        [bucket[..., None],
+         tf.maximum(bucket[..., None] - self._window_buckets, 0)], axis=-1)
+
+  @staticmethod
+  def _log_counts(cumulative: tf.Tensor) -> tf.Tensor:
+    """log(1 + ratings in each window) from [..., 1 + len(windows)]
+    cumulative counts (at the time, then at each window's start)."""
+    return tf.math.log1p(
+        tf.cast(cumulative[..., :1] - cumulative[..., 1:], tf.float32))
 
   def call(self, movie_rows: tf.Tensor,
            times: Optional[tf.Tensor] = None) -> tf.Tensor:
     rows = tf.cast(movie_rows, tf.int64)
-    if times is None:
-      bucket = tf.fill(tf.shape(rows), self._num_buckets)
-    else:
-      bucket = self._bucket(times)
-    upto = tf.gather_nd(self._cumulative, tf.stack([bucket, rows], axis=-1))
-    first = tf.maximum(bucket[:, None] - self._window_buckets[None, :], 0)
-    before = tf.gather_nd(self._cumulative, tf.stack(
-        [first, tf.broadcast_to(rows[:, None], tf.shape(first))], axis=-1))
-    return tf.math.log1p(tf.cast(upto[:, None] - before, tf.float32))
+    window_rows = self._window_rows(times, tf.shape(rows))
+    return self._log_counts(tf.gather_nd(self._cumulative, tf.stack(
+        [window_rows, tf.broadcast_to(rows[:, None], tf.shape(window_rows))],
+        axis=-1)))
 
   def pairs(self, movie_rows: tf.Tensor, times: tf.Tensor) -> tf.Tensor:
     """[B, N, len(windows)]: every movie of `movie_rows` (int [N]) at every
     time of `times` (int64 seconds [B]), as `call` gives one pair.
 
-    Two gathers: the table rows of the B times (and of their windows'
-    starts), then the N movies' columns; the intermediate is
-    [B, len(windows) + 1, table width] int32.
+    For few movies (a batch's: fewer than half the table's width), one
+    gather of the B x N x (windows + 1) cells by flat index; for many (the
+    catalogue's), the B times' table rows, then the N movies' columns,
+    whose intermediate is [B, windows + 1, table width] int32 but needs no
+    index per cell.
     """
-    bucket = self._bucket(times)
-    buckets = tf.concat(
-        [bucket[:, None],
-         tf.maximum(bucket[:, None] - self._window_buckets[None, :], 0)],
-        axis=1)
-    counts = tf.gather(tf.gather(self._cumulative, buckets),
-                       tf.cast(movie_rows, tf.int64), axis=2)
-    return tf.transpose(tf.math.log1p(
-        tf.cast(counts[:, :1] - counts[:, 1:], tf.float32)), [0, 2, 1])
+    rows = tf.cast(movie_rows, tf.int64)
+    window_rows = self._window_rows(times, tf.shape(times))[:, None, :]
+    width = tf.shape(self._cumulative, out_type=tf.int64)[1]
+    few = 2 * tf.size(rows, out_type=tf.int64) < width
+    counts = tf.cond(
+        few,
+        lambda: tf.gather(tf.reshape(self._cumulative, [-1]),
+                          window_rows * width + rows[None, :, None]),
+        lambda: tf.transpose(tf.gather(tf.gather(
+            self._cumulative, window_rows[:, 0]), rows, axis=2), [0, 2, 1]))
+    return self._log_counts(counts)
 
 
 def required(table: Optional[TrendTable]) -> TrendTable:

@@ -163,3 +163,17 @@ def test_layers_on_one_table_share_its_constant():
   assert first._cumulative is second._cumulative  # pylint: disable=protected-access
   np.testing.assert_array_equal(first._cumulative.numpy(),  # pylint: disable=protected-access
                                 table.cumulative)
+
+
+def test_pairs_of_a_few_movies_match_those_of_the_whole_table():
+  # One movie of a 3-wide table takes the gather by flat index; all three
+  # the gather of whole table rows. Both give the same counts.
+  table = trend.build_table(ROWS, TIMES, num_movies=3)
+  layer = trend.RecentPopularity(table, (7, 2))
+  times = tf.constant([T0 + 3 * DAY + 5, T0 + 5 * DAY + 50, table.now],
+                      tf.int64)
+
+  every = layer.pairs(tf.constant([0, 1, 2]), times).numpy()
+  one = layer.pairs(tf.constant([1]), times).numpy()
+
+  np.testing.assert_array_equal(one, every[:, 1:2])
