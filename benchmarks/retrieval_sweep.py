@@ -110,8 +110,8 @@ def run_trial(overrides: Mapping[str, str], pipeline_output: str,
   if refit:  # As the pipeline serves it (RetrievalRefit).
     refit_epochs = refit_protocol.refit_epochs(
         metrics['best_epoch'], hparams.refit_extra_epochs)
-    model = retrieval_trainer.refit(train_files, eval_files, tft_output,
-                                    hparams, refit_epochs)
+    model, _ = retrieval_trainer.refit(train_files, eval_files, tft_output,
+                                       hparams, refit_epochs)
   train_seconds = time.monotonic() - start
   with tempfile.TemporaryDirectory() as towers_dir:
     retrieval_trainer.save_towers(model, tft_output, towers_dir)

@@ -221,6 +221,13 @@ class RetrievalHParams(_FromConfig, _TrendWindows):
       ('7,28'; '' for none), counted at the query's time in training and at
       now when served, as extra dimensions of both towers
       (`modules/trend.py`, `retrieval_model.TrendQuery`).
+    trend_calibration_days: with `trend_windows`, the refit also fits one
+      model on its ratings before the last this many days, and chooses the
+      addition to the term's weights that ranks those days best (nDCG@10);
+      the served model gets it (`modules/trend_calibration.py`). Training
+      learns too small a weight: the id embeddings fit each movie's
+      popularity over the whole training period, the weeks after each
+      rating included. 0: none.
     seed: for weight initialisation and shuffling.
   """
   embedding_dim: int = 64
@@ -245,6 +252,7 @@ class RetrievalHParams(_FromConfig, _TrendWindows):
   refit_min_eval_share: float = 0.1
   ensemble_size: int = 3
   trend_windows: str = ''
+  trend_calibration_days: int = 28
   seed: int = 42
 
   KIND = 'retrieval'
@@ -258,6 +266,7 @@ class RetrievalHParams(_FromConfig, _TrendWindows):
       'negatives': _one_of(NEGATIVES),
       'history_max': _NON_NEGATIVE,
       'trend_windows': _DAY_WINDOWS,
+      'trend_calibration_days': _NON_NEGATIVE,
       **_TRAINING,
   }
 

@@ -150,15 +150,17 @@ def refit_epochs(best_epoch: int, extra_epochs: int,
 def fit_members(kind: str, files: List[str],
                 tft_output: tft.TFTransformOutput, hparams, epochs: int,
                 build, epoch_metrics,
-                log_dir: Optional[str] = None) -> List[tf.keras.Model]:
+                log_dir: Optional[str] = None,
+                before: Optional[int] = None) -> List[tf.keras.Model]:
   """The refit's `ensemble_size` models, trained together.
 
   Each member is built by `build()` under its own seed (`member_seeds`:
-  its initial weights); all are fitted on `files` for `epochs` epochs in
-  one Keras loop (`ensemble.MemberStack`: one input pipeline shuffled by
-  `seed`, each batch steps every member), progress logged as
-  '<kind> refit' with `epoch_metrics` (the loss is the members' sum), and
-  TensorBoard logs and `history.json` in `log_dir` when given.
+  its initial weights); all are fitted on `files` (with `before`, their
+  examples earlier than that time) for `epochs` epochs in one Keras loop
+  (`ensemble.MemberStack`: one input pipeline shuffled by `seed`, each
+  batch steps every member), progress logged as '<kind> refit' with
+  `epoch_metrics` (the loss is the members' sum), and TensorBoard logs and
+  `history.json` in `log_dir` when given.
   """
   seeds = member_seeds(hparams)
   members = []
@@ -173,9 +175,11 @@ def fit_members(kind: str, files: List[str],
     model.compile(optimizer=members[0].optimizer)
   dataset = training_data.make_dataset(
       files, tft_output.transformed_feature_spec(), hparams.batch_size,
-      shuffle=True, seed=hparams.seed)
+      shuffle=True, seed=hparams.seed, before=before)
   name = refit_name(kind, len(members))
-  training_log.write(f'{name} on train + eval for {epochs} epoch(s), '
+  data = 'train + eval' + ('' if before is None else ' before ' +
+                           training_log.utc_day(before))
+  training_log.write(f'{name} on {data} for {epochs} epoch(s), '
                      f'seeds {", ".join(str(s) for s in seeds)}')
   model.fit(dataset, epochs=epochs, verbose=0, callbacks=[
       training_log.TrainingLog(name, hparams.batch_size, epoch_metrics)

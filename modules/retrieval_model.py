@@ -346,9 +346,9 @@ class TopKAccuracy(tf.keras.layers.Layer):
 
 class TrendQuery(tf.keras.layers.Layer):
   """A query tower as served with the trend term (`trend.TrendLogit`): its
-  embedding, then the term's weights times the temperature. Against
+  embedding, then the term's served weights times the temperature. Against
   `TrendCandidate` the dot product is temperature x the training logit,
-  the trend term included."""
+  the trend term included (plus its calibration, when set)."""
 
   def __init__(self, tower, trend_logit, temperature: float, **kwargs):
     super().__init__(**kwargs)
@@ -358,9 +358,9 @@ class TrendQuery(tf.keras.layers.Layer):
 
   def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
     query = self.tower(inputs)
-    weights = tf.broadcast_to(
-        self.trend.coefficients * self._temperature,
-        [tf.shape(query)[0], tf.size(self.trend.coefficients)])
+    coefficients = self.trend.served_coefficients
+    weights = tf.broadcast_to(coefficients * self._temperature,
+                              [tf.shape(query)[0], tf.size(coefficients)])
     return tf.concat([query, weights], axis=1)
 
 

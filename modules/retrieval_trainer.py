@@ -27,6 +27,7 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import dataclasses  # noqa: E402
 from typing import Dict, List, Mapping, Optional, Tuple  # noqa: E402
 
 from absl import logging  # noqa: E402
@@ -42,6 +43,7 @@ from modules import retrieval_model  # noqa: E402
 from modules import training_data  # noqa: E402
 from modules import training_log  # noqa: E402
 from modules import trend  # noqa: E402
+from modules import trend_calibration  # noqa: E402
 from modules.hparams import RetrievalHParams  # noqa: E402
 
 _xf = features.transformed_name
@@ -115,16 +117,18 @@ def build_model(tft_output: tft.TFTransformOutput, hparams: RetrievalHParams,
 
 
 def read_tables(train_files: List[str], tft_output: tft.TFTransformOutput,
-                hparams: RetrievalHParams) -> tuple:
+                hparams: RetrievalHParams,
+                before: Optional[int] = None) -> tuple:
   """(movie table, ratings per movie, user history or None, trend table or
-  None) of the files, in one pass: what `build_model` needs besides the
+  None) of the files (with `before`, of their examples earlier than that
+  time), in one pass: what `build_model` needs besides the
   hyper-parameters."""
   spec = tft_output.transformed_feature_spec()
   movies, ratings = training_data.MovieRows(spec), RatingColumns(spec)
   trend_reader = trend.TrendReader(spec) if hparams.trend_days else None
   training_data.scan(train_files, [
       r for r in (movies, ratings if hparams.user_history else None,
-                  trend_reader) if r])
+                  trend_reader) if r], before=before)
   movie_columns, counts = movies.result()
   logging.info('retrieval: %d movies in training data', len(counts))
   sizes = training_data.vocab_sizes(tft_output)
@@ -262,19 +266,83 @@ def refit(train_files: List[str], eval_files: List[str],
   weights: movie table, sampling probabilities and user history include the
   eval split's ratings. Nothing is held out, so no metric.
 
-  Returns the model (`ensemble_size` 1: same seed as the early-stopped one)
-  or a `retrieval_model.RetrievalEnsemble` of `ensemble_size` models with
-  seeds `seed`, `seed + 1`, ... (the tables are read once for all).
+  With `trend_windows` and `trend_calibration_days`, the trend term is
+  calibrated first (`calibrate`) and every member serves that addition.
+
+  Returns:
+    (the model (`ensemble_size` 1: same seed as the early-stopped one) or a
+    `retrieval_model.RetrievalEnsemble` of `ensemble_size` models with
+    seeds `seed`, `seed + 1`, ... (the tables are read once for all); the
+    trend calibration, or None).
   """
   files = list(train_files) + list(eval_files)
   tables = read_tables(files, tft_output, hparams)
+  calibration = None
+  if hparams.trend_days and hparams.trend_calibration_days:
+    calibration = calibrate(files, tft_output, hparams, epochs, tables[3])
   members = refit_protocol.fit_members(
       'retrieval', files, tft_output, hparams, epochs,
       lambda: build_model(tft_output, hparams, *tables), EPOCH_METRICS[:1],
       log_dir=log_dir)
+  if calibration is not None:
+    for member in members:
+      member.trend.calibration.assign(calibration)
   if len(members) == 1:
-    return members[0]
-  return retrieval_model.RetrievalEnsemble(members)
+    return members[0], calibration
+  return retrieval_model.RetrievalEnsemble(members), calibration
+
+
+def calibrate(files: List[str], tft_output: tft.TFTransformOutput,
+              hparams: RetrievalHParams, epochs: int,
+              table: trend.TrendTable) -> Optional[np.ndarray]:
+  """The addition to the trend term's weights that the last
+  `trend_calibration_days` days of `files` want (`modules/
+  trend_calibration.py`), or None when there is nothing to measure it on.
+
+  One model with the refit's settings (one member, seed `seed`) is fitted
+  for `epochs` epochs on the examples before the cut-off (`table`'s now
+  minus those days); it ranks the catalogue of those examples for the users
+  who rated on both sides of the cut-off.
+  """
+  cutoff = table.now - hparams.trend_calibration_days * trend.DAY_SECONDS
+  if cutoff <= table.start:
+    training_log.write(
+        f'retrieval calibration: the ratings span less than '
+        f'{hparams.trend_calibration_days} days; the trend term is served '
+        'as trained')
+    return None
+  single = dataclasses.replace(hparams, ensemble_size=1)
+  tables = read_tables(files, tft_output, single, before=cutoff)
+  [model] = refit_protocol.fit_members(
+      'retrieval calibration', files, tft_output, single, epochs,
+      lambda: build_model(tft_output, single, *tables), EPOCH_METRICS[:1],
+      before=cutoff)
+  catalogue = _to_sparse(tables[0])
+  ids = catalogue[features.MOVIE_ID].numpy().tolist()
+  period = trend_calibration.read_period(
+      files, tft_output.transformed_feature_spec(), cutoff,
+      {movie: row for row, movie in enumerate(ids)})
+  day = training_log.utc_day(cutoff)
+  if not period.user_ids:
+    training_log.write(f'retrieval calibration: no user rated both before '
+                       f'and from {day}; the trend term is served as '
+                       'trained')
+    return None
+  query_tower, candidate_tower = model.serving_towers()
+  offset, results = trend_calibration.choose(
+      query_tower(period.queries).numpy(),
+      candidate_tower(catalogue).numpy(),
+      model.trend.popularity(catalogue[_xf(features.MOVIE_ID)]).numpy(),
+      hparams.temperature, period)
+  training_log.write(
+      f'retrieval calibration: {len(period.user_ids)} users rated from '
+      f'{day}; nDCG@{trend_calibration.K} ' + ', '.join(
+          f'{name} {value:.4f}' for name, value in results.items()))
+  training_log.write(
+      f'retrieval calibration: windows {hparams.trend_windows} days, '
+      f'weights learned {np.round(model.trend.coefficients.numpy(), 3)}, '
+      f'served with + {offset}')
+  return offset
 
 
 def save_towers(model, tft_output: tft.TFTransformOutput,
@@ -321,8 +389,11 @@ def refit_fn(fn_args) -> None:
   if epochs is None:
     return
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  model = refit(fn_args.train_files, fn_args.eval_files, tft_output, hparams,
-                epochs, log_dir=fn_args.model_run_dir)
+  model, calibration = refit(fn_args.train_files, fn_args.eval_files,
+                             tft_output, hparams, epochs,
+                             log_dir=fn_args.model_run_dir)
   save_towers(model, tft_output, fn_args.serving_model_dir)
-  refit_protocol.write_summary(fn_args.serving_model_dir,
-                               refit_protocol.refit_summary(epochs, hparams))
+  summary = refit_protocol.refit_summary(epochs, hparams)
+  if calibration is not None:
+    summary['trend_calibration'] = [float(v) for v in calibration]
+  refit_protocol.write_summary(fn_args.serving_model_dir, summary)

@@ -28,6 +28,11 @@ def write(line: str) -> None:
   logging.info(line)
 
 
+def utc_day(seconds: int) -> str:
+  """'1998-03-07': the UTC day of a time in seconds since the epoch."""
+  return time.strftime('%Y-%m-%d', time.gmtime(seconds))
+
+
 class TrainingLog(tf.keras.callbacks.Callback):
   """Progress lines of `model.fit`.
 

@@ -230,11 +230,22 @@ class TrendLogit(tf.keras.layers.Layer):
     self.popularity = RecentPopularity(table, windows, name='popularity')
     self.weight = self.add_weight(name='weight', shape=[len(windows)],
                                   initializer='zeros')
+    self.calibration = self.add_weight(name='calibration',
+                                       shape=[len(windows)],
+                                       initializer='zeros', trainable=False)
 
   @property
   def coefficients(self) -> tf.Tensor:
     """w, [len(windows)]."""
     return self.weight * self.WEIGHT_SCALE
+
+  @property
+  def served_coefficients(self) -> tf.Tensor:
+    """w + the calibration, [len(windows)]: the weights served. The
+    calibration (zeros unless `modules/trend_calibration.py` set it) is
+    what the weeks after the training data want beyond the w that
+    training learns; training never reads it."""
+    return self.coefficients + self.calibration
 
   def call(self, times: tf.Tensor, movie_rows: tf.Tensor) -> tf.Tensor:
     """[B, N] score of movie n at time b."""

@@ -121,8 +121,8 @@ OUT_OF_RANGE = [
      "'hidden_units', 'history_max', 'id_embedding_dim', 'learning_rate', "
      "'logq_correction', 'negatives', 'normalize', 'optimizer', "
      "'refit_extra_epochs', 'refit_min_epochs', 'refit_min_eval_share', "
-     "'seed', 'temperature', 'trend_windows', 'user_history', "
-     "'validation_examples']"),
+     "'seed', 'temperature', 'trend_calibration_days', 'trend_windows', "
+     "'user_history', 'validation_examples']"),
 ]
 
 

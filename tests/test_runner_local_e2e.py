@@ -25,7 +25,7 @@ from tfx.types import artifact_utils, standard_artifacts
 import runner_local
 from components.retrieval_evaluator import executor as retrieval_evaluator
 from components.retrieval_evaluator import metrics as retrieval_metrics
-from modules import features, retrieval_export
+from modules import features, retrieval_export, trend_calibration
 from movielens import synthetic
 from pipeline import configs
 
@@ -489,7 +489,8 @@ def test_retrieval_trend_serves_each_movies_recent_ratings_at_now(first_run):
   retrieval model's recent popularity (the ranking model's is cached). The
   served candidate embedding ends, for each of the three members, with
   log(1 + the movie's ratings in the 7 and 28 days before now, the day
-  after the last rating), divided by sqrt(3)."""
+  after the last rating), divided by sqrt(3). The refit calibrated the
+  term on the last 28 days (one of the additions tried, in its summary)."""
   _, output_dir, data_dir, _ = first_run
   code = _run(data_dir, output_dir, '--hparam', 'trend_windows=7,28')
   assert code == 0
@@ -516,3 +517,7 @@ def test_retrieval_trend_serves_each_movies_recent_ratings_at_now(first_run):
   for member in range(3):
     np.testing.assert_allclose(members[:, member, -2:] * np.sqrt(3),
                                expected, atol=1e-5)
+  refit = _latest(store, 'Model', 'RetrievalRefit')
+  with open(os.path.join(refit.uri, 'training_summary.json')) as f:
+    calibration = json.load(f)['trend_calibration']
+  assert calibration in [o.tolist() for _, o in trend_calibration.offsets(2)]

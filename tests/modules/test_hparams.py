@@ -22,7 +22,7 @@ def test_defaults_without_overrides():
       'validation_examples': 100_000, 'user_history': True,
       'history_max': 200, 'refit_extra_epochs': 1,
       'refit_min_epochs': 3, 'refit_min_eval_share': 0.1, 'ensemble_size': 3,
-      'trend_windows': '', 'seed': 42,
+      'trend_windows': '', 'trend_calibration_days': 28, 'seed': 42,
   }
 
   assert dataclasses.asdict(RetrievalHParams.from_config()) == expected
@@ -173,6 +173,7 @@ OUT_OF_RANGE = [
     (RetrievalHParams, 'seed', -1, 'expected in [0, 2147483647], got -1'),
     (RetrievalHParams, 'seed', 2**31, 'expected in [0, 2147483647], got '
      '2147483648'),
+    (RetrievalHParams, 'trend_calibration_days', -1, 'expected >= 0, got -1'),
     (RetrievalHParams, 'trend_windows', '28,-7',
      "expected comma-separated positive days, e.g. '7,28', or '' for none, "
      "got '28,-7'"),

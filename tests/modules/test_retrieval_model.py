@@ -676,3 +676,21 @@ def test_trend_windows_need_the_table():
   with pytest.raises(ValueError, match='needs the trend table'):
     retrieval_model.RetrievalModel(
         FIXED_QUERY, FIXED_CANDIDATE, _hparams(trend_windows='7'))
+
+
+def test_served_towers_add_the_calibration_and_training_ignores_it():
+  model = _trend_model(0.5, temperature=0.1)
+  loss = float(model.compute_loss(_timed_pair_batch(2)))
+  model.trend.calibration.assign([2.0])
+  query, candidate = model.serving_towers()
+  users = {xf(features.USER_ID): tf.constant([0, 1], tf.int64)}
+  movies = {xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}
+
+  scores = tf.matmul(query(users), candidate(movies), transpose_b=True)
+
+  # Served weight 0.5 + 2: score = q.c + 0.1 * 2.5 log(1 + n at now).
+  expected = np.eye(2) + 0.25 * np.log([[3., 2.], [3., 2.]])
+  np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-5)
+  assert float(model.compute_loss(_timed_pair_batch(2))) == pytest.approx(
+      loss)
+  assert model.trend.calibration not in model.trainable_variables

@@ -217,3 +217,40 @@ def test_scan_reports_what_it_read(tmp_path, capsys):
   assert line.startswith('read 10 training examples for MovieRows, '
                          'RatingColumns in ')
   assert len(movies.result()[1]) == 10
+
+
+def _timed_ratings(tmp_path, times):
+  """Movies 'm0', 'm1', ... rated at `times` (raw seconds), one file."""
+  path = str(tmp_path / 'timed.gz')
+  with tf.io.TFRecordWriter(path, 'GZIP') as writer:
+    for i, time in enumerate(times):
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          features.MOVIE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[f'm{i}'.encode()])),
+          features.TIMESTAMP: tf.train.Feature(
+              int64_list=tf.train.Int64List(value=[time])),
+      })).SerializeToString())
+  return path
+
+
+def test_make_dataset_and_scan_before_keep_only_earlier_examples(tmp_path):
+  path = _timed_ratings(tmp_path, [50, 99, 100, 10, 150])
+  spec = {features.MOVIE_ID: tf.io.FixedLenFeature([], tf.string)}
+
+
+  class Ids:
+    def __init__(self):
+      self.spec, self.ids = spec, []
+
+    def add(self, batch):
+      self.ids += batch[features.MOVIE_ID].numpy().tolist()
+
+  dataset = training_data.make_dataset(path, spec, 2, shuffle=True, seed=3,
+                                       before=100)
+  scanned_ids = Ids()
+  training_data.scan(path, [scanned_ids], batch_size=2, before=100)
+
+  assert sorted(m for b in dataset
+                for m in b[features.MOVIE_ID].numpy().tolist()) == [
+                    b'm0', b'm1', b'm3']
+  assert scanned_ids.ids == [b'm0', b'm1', b'm3']
