@@ -658,18 +658,22 @@ def test_top_k_accuracy_ranks_with_the_trend_term():
   assert float(model.top_k.accuracy[0].result()) == 0.0
 
 
-def test_serving_towers_score_temperature_times_the_logit_at_now():
-  model = _trend_model(0.5, temperature=0.1)
+def _served_scores(model):
+  """[2, 2] served scores of users 0, 1 against movies ma, mb, and the
+  query embeddings' shape."""
   query, candidate = model.serving_towers()
-  users = {xf(features.USER_ID): tf.constant([0, 1], tf.int64)}
-  movies = {xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}
+  users = query({xf(features.USER_ID): tf.constant([0, 1], tf.int64)})
+  movies = candidate({xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)})
+  return tf.matmul(users, movies, transpose_b=True).numpy(), users.shape
 
-  scores = tf.matmul(query(users), candidate(movies), transpose_b=True)
+
+def test_serving_towers_score_temperature_times_the_logit_at_now():
+  scores, shape = _served_scores(_trend_model(0.5, temperature=0.1))
 
   # Now (day 3): ma has 2 ratings, mb 1. Score = q.c + 0.1 * 0.5 log(1+n).
   expected = np.eye(2) + 0.05 * np.log([[3., 2.], [3., 2.]])
-  np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-5)
-  assert query(users).shape == (2, 3)
+  np.testing.assert_allclose(scores, expected, rtol=1e-5)
+  assert shape == (2, 3)
 
 
 def test_trend_windows_need_the_table():
@@ -682,15 +686,12 @@ def test_served_towers_add_the_calibration_and_training_ignores_it():
   model = _trend_model(0.5, temperature=0.1)
   loss = float(model.compute_loss(_timed_pair_batch(2)))
   model.trend.calibration.assign([2.0])
-  query, candidate = model.serving_towers()
-  users = {xf(features.USER_ID): tf.constant([0, 1], tf.int64)}
-  movies = {xf(features.MOVIE_ID): tf.constant([0, 1], tf.int64)}
 
-  scores = tf.matmul(query(users), candidate(movies), transpose_b=True)
+  scores, _ = _served_scores(model)
 
   # Served weight 0.5 + 2: score = q.c + 0.1 * 2.5 log(1 + n at now).
   expected = np.eye(2) + 0.25 * np.log([[3., 2.], [3., 2.]])
-  np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-5)
+  np.testing.assert_allclose(scores, expected, rtol=1e-5)
   assert float(model.compute_loss(_timed_pair_batch(2))) == pytest.approx(
       loss)
   assert model.trend.calibration not in model.trainable_variables
