@@ -31,6 +31,21 @@ _MOVIE_COLUMNS = (features.MOVIE_ID, _xf(features.MOVIE_ID),
                   _xf(features.RELEASE_YEAR_BUCKET))
 
 
+def file_names(file_pattern):
+  """The sorted files matching a pattern or a list of them.
+
+  Raises:
+    FileNotFoundError: none matches (naming the patterns).
+  """
+  patterns = ([file_pattern] if isinstance(file_pattern, (str, bytes))
+              else list(file_pattern))
+  names = sorted({name for pattern in patterns
+                  for name in tf.io.gfile.glob(pattern)})
+  if not names:
+    raise FileNotFoundError(f'no files match {patterns}')
+  return names
+
+
 def make_dataset(file_pattern, feature_spec, batch_size: int,
                  shuffle: bool, seed: int, num_epochs=1,
                  before: Optional[int] = None) -> tf.data.Dataset:
@@ -49,12 +64,7 @@ def make_dataset(file_pattern, feature_spec, batch_size: int,
   epoch; with it off an ML-100K ranking epoch on 2 cores takes 1.6 s
   instead of 2.2 s. `AUTOTUNE` then means one parsing call per core.
   """
-  patterns = ([file_pattern] if isinstance(file_pattern, (str, bytes))
-              else list(file_pattern))
-  names = sorted({name for pattern in patterns
-                  for name in tf.io.gfile.glob(pattern)})
-  if not names:
-    raise FileNotFoundError(f'no files match {patterns}')
+  names = file_names(file_pattern)
   dataset = tf.data.Dataset.from_tensor_slices(names)
   if shuffle:
     dataset = dataset.shuffle(len(names), seed=seed)

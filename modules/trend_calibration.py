@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from modules import features  # noqa: E402
+from modules import training_data  # noqa: E402
 
 # Additions to w tried, in logits per log-count: each window alone and all
 # windows together. On ML-100K the best additions lay between 4 and 8
@@ -87,10 +88,9 @@ def read_period(file_pattern, feature_spec, cutoff: int,
     max_users: keep at most this many users, evenly spread over the sorted
       ids.
   """
-  names = sorted({n for p in ([file_pattern] if isinstance(
-      file_pattern, (str, bytes)) else file_pattern)
-                  for n in tf.io.gfile.glob(p)})
-  dataset = tf.data.TFRecordDataset(names, 'GZIP').batch(_READ_BATCH).map(
+  records = tf.data.TFRecordDataset(training_data.file_names(file_pattern),
+                                    'GZIP')
+  dataset = records.batch(_READ_BATCH).map(
       lambda records: (records, tf.io.parse_example(records, _KEYS)))
   latest: Dict[bytes, Tuple[int, bytes]] = {}
   seen: Dict[bytes, set] = {}
